@@ -1,0 +1,30 @@
+use admin::Admin;
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use carrot::adapters::dynamo::DynamoStore;
+use carrot::adapters::{
+    clock::SystemClock, sdk_config, secrets::SecretsKeyStore, sqs::SqsEventQueue,
+};
+use carrot::env::required;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let table = required("TABLE_NAME")?;
+    let queue_url = required("EVENTS_QUEUE_URL")?;
+    let key_prefix = required("KEY_SECRET_PREFIX")?;
+    let config = sdk_config().await;
+    let admin = Admin {
+        keys: SecretsKeyStore::from_sdk(&config, key_prefix),
+        store: DynamoStore::from_sdk(&config, table),
+        queue: SqsEventQueue::from_sdk(&config, queue_url),
+        clock: SystemClock,
+    };
+    let admin = &admin;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            Ok::<_, lambda_runtime::Error>(admin.handle(event.payload).await)
+        },
+    ))
+    .await
+}

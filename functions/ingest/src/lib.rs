@@ -1,0 +1,36 @@
+//! `POST /v1/events`: authenticate the signed request, validate every event, queue the
+//! accepted ones, answer per event.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use carrot::http::{Problem, authenticate, body_bytes, json_response};
+use carrot::ports::{Clock, EventQueue, KeyStore};
+use carrot::service::ingest::ingest;
+
+/// The permission a key needs to post events.
+pub const SCOPE: &str = "events:write";
+
+pub struct Ingest<K, Q, C> {
+    pub keys: K,
+    pub queue: Q,
+    pub clock: C,
+}
+
+impl<K: KeyStore, Q: EventQueue, C: Clock> Ingest<K, Q, C> {
+    pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        match self.respond(&request).await {
+            Ok(response) => response,
+            Err(problem) => problem.into_response(),
+        }
+    }
+
+    async fn respond(
+        &self,
+        request: &ApiGatewayV2httpRequest,
+    ) -> Result<ApiGatewayV2httpResponse, Problem> {
+        let now = self.clock.now();
+        let body = body_bytes(request)?;
+        let caller = authenticate(&self.keys, request, &body, now, SCOPE).await?;
+        let report = ingest(&self.queue, &caller.program, &body, now).await?;
+        Ok(json_response(202, &report))
+    }
+}

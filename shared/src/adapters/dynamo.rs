@@ -1,0 +1,659 @@
+//! The single DynamoDB table. Every item of a participant shares one partition,
+//! `P#{program}#{participant}`, so an award's transaction touches one partition and a
+//! participant's state is one Query away. See docs/data-model.md for every access pattern.
+
+use super::cache::TtlCache;
+use super::port_error;
+use crate::domain::ledger::{EntryStatus, EventRecord, MonthDelta, Plan};
+use crate::domain::participant::Profile;
+use crate::domain::program::Program;
+use crate::ports::{
+    AwardStore, Consumed, EnrolmentStore, Loaded, MonthStats, ParkedEvent, ParticipantState,
+    PortError, ProgramReader, ProgramWriter, StatsReader,
+};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, ConsumedCapacity, Delete, KeysAndAttributes, Put,
+    ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
+};
+use jiff::Timestamp;
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+const PROFILE: &str = "PROFILE";
+const EVENT: &str = "E#";
+const MONTH: &str = "M#";
+const PARKED: &str = "PARKED#";
+const CONFIG: &str = "CONFIG";
+/// Per-type counters on a month item are attributes named `n:{event type}`.
+const COUNT: &str = "n:";
+
+fn participant_pk(program: &str, participant: &str) -> String {
+    format!("P#{program}#{participant}")
+}
+
+fn program_pk(program: &str) -> String {
+    format!("PROGRAM#{program}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key(pk: String, sk: String) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> PortError {
+    PortError::Permanent(format!("stored {what} is unreadable: {error}"))
+}
+
+fn units(capacity: &[ConsumedCapacity]) -> Consumed {
+    Consumed {
+        write_units: capacity
+            .iter()
+            .filter_map(|c| c.write_capacity_units())
+            .sum(),
+        read_units: capacity
+            .iter()
+            .filter_map(|c| c.read_capacity_units())
+            .sum(),
+    }
+}
+
+/// The Carrot table. Implements every store port; each function is handed only the port it
+/// needs, and its IAM policy allows only the actions that port uses.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn from_sdk(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(config), table)
+    }
+
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn record_item(&self, program: &str, record: &EventRecord) -> Result<Item, PortError> {
+        let mut item = to_item(record).map_err(|e| PortError::Permanent(e.to_string()))?;
+        item.extend(key(
+            participant_pk(program, &record.participant),
+            format!("{EVENT}{}", record.event_id),
+        ));
+        Ok(item)
+    }
+
+    fn put_new(&self, item: Item) -> TransactWriteItem {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("table and item are set");
+        TransactWriteItem::builder().put(put).build()
+    }
+
+    fn credit(&self, pk: &str, points: i64) -> TransactWriteItem {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), PROFILE.to_owned())))
+            .update_expression("ADD balance :points")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":points", n(points))
+            .build()
+            .expect("table, key and expression are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    fn count_month(&self, pk: &str, delta: &MonthDelta) -> TransactWriteItem {
+        let mut adds = vec!["points :points"];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), format!("{MONTH}{}", delta.month))))
+            .expression_attribute_values(":points", n(delta.points));
+        if let Some((event_type, by)) = &delta.count {
+            adds.push("#count :count");
+            update = update
+                .expression_attribute_names("#count", format!("{COUNT}{event_type}"))
+                .expression_attribute_values(":count", n(by));
+        }
+        if let Some(day) = delta.login_day {
+            adds.push("login_days :day");
+            update = update
+                .expression_attribute_values(":day", AttributeValue::Ns(vec![day.to_string()]));
+        }
+        let update = update
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .build()
+            .expect("table, key and expression are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Consumed, PortError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(units(output.consumed_capacity())),
+            Err(error) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    error.as_service_error()
+                {
+                    let codes: Vec<&str> = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .filter_map(|r| r.code())
+                        .filter(|c| *c != "None")
+                        .collect();
+                    if codes.contains(&"ConditionalCheckFailed") {
+                        return Err(PortError::ConditionFailed);
+                    }
+                    return Err(PortError::Transient(format!(
+                        "transaction cancelled: {codes:?}"
+                    )));
+                }
+                Err(port_error(error))
+            }
+        }
+    }
+
+    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(port_error)?;
+            items.extend(output.items().iter().cloned());
+            match output.last_evaluated_key() {
+                Some(last) if !last.is_empty() => start = Some(last.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+impl AwardStore for DynamoStore {
+    async fn load(
+        &self,
+        program: &str,
+        participant: &str,
+        event_ids: &[&str],
+    ) -> Result<Loaded, PortError> {
+        let pk = participant_pk(program, participant);
+        let mut keys: Vec<Item> = vec![key(pk.clone(), PROFILE.to_owned())];
+        keys.extend(
+            event_ids
+                .iter()
+                .map(|id| key(pk.clone(), format!("{EVENT}{id}"))),
+        );
+        let mut loaded = Loaded::default();
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .expect("keys are set");
+        // BatchGetItem may return part of the keys under load; ask again for the rest.
+        for _ in 0..8 {
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(port_error)?;
+            loaded.consumed += units(output.consumed_capacity());
+            for item in output
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                match item.get("sk") {
+                    Some(AttributeValue::S(sk)) if sk == PROFILE => loaded.enrolled = true,
+                    _ => loaded
+                        .records
+                        .push(from_item(item.clone()).map_err(|e| corrupt("event record", e))?),
+                }
+            }
+            match output.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                Some(rest) if !rest.keys().is_empty() => {
+                    request = rest.clone();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                _ => return Ok(loaded),
+            }
+        }
+        Err(PortError::Transient(
+            "BatchGetItem kept returning unprocessed keys".into(),
+        ))
+    }
+
+    async fn commit(
+        &self,
+        program: &str,
+        participant: &str,
+        plan: &Plan,
+    ) -> Result<Consumed, PortError> {
+        let pk = participant_pk(program, participant);
+        let items = match plan {
+            Plan::Duplicate => return Ok(Consumed::default()),
+            Plan::Award { record, month } => vec![
+                self.put_new(self.record_item(program, record)?),
+                self.credit(&pk, record.points),
+                self.count_month(&pk, month),
+            ],
+            Plan::Reverse {
+                reversal,
+                original_id,
+                month,
+            } => {
+                let mark_reversed = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(pk.clone(), format!("{EVENT}{original_id}"))))
+                    .update_expression("SET #status = :reversed, reversed_by = :by")
+                    .condition_expression("#status = :awarded")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":reversed", to_status(EntryStatus::Reversed))
+                    .expression_attribute_values(":awarded", to_status(EntryStatus::Awarded))
+                    .expression_attribute_values(":by", s(&reversal.event_id))
+                    .build()
+                    .expect("table, key and expression are set");
+                vec![
+                    self.put_new(self.record_item(program, reversal)?),
+                    TransactWriteItem::builder().update(mark_reversed).build(),
+                    self.credit(&pk, reversal.points),
+                    self.count_month(&pk, month),
+                ]
+            }
+            Plan::ReverseBeforeOriginal {
+                reversal,
+                placeholder,
+            } => vec![
+                self.put_new(self.record_item(program, reversal)?),
+                self.put_new(self.record_item(program, placeholder)?),
+            ],
+            Plan::ArriveCancelled { record, month } => {
+                let fill = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(self.record_item(program, record)?))
+                    .condition_expression("#status = :placeholder")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(
+                        ":placeholder",
+                        to_status(EntryStatus::CancelledBeforeArrival),
+                    )
+                    .build()
+                    .expect("table and item are set");
+                let mut items = vec![TransactWriteItem::builder().put(fill).build()];
+                items.extend(month.iter().map(|m| self.count_month(&pk, m)));
+                items
+            }
+            Plan::IgnoreReversal { record } => {
+                vec![self.put_new(self.record_item(program, record)?)]
+            }
+        };
+        self.transact(items).await
+    }
+
+    async fn park(
+        &self,
+        program: &str,
+        participant: &str,
+        event_id: &str,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<Consumed, PortError> {
+        let pk = participant_pk(program, participant);
+        let not_enrolled = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), PROFILE.to_owned())))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("table, key and condition are set");
+        let mut item = key(pk, format!("{PARKED}{event_id}"));
+        item.insert("event_id".into(), s(event_id));
+        item.insert("message".into(), s(message));
+        item.insert("parked_at".into(), s(now.to_string()));
+        let park = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .expect("table and item are set");
+        self.transact(vec![
+            TransactWriteItem::builder()
+                .condition_check(not_enrolled)
+                .build(),
+            TransactWriteItem::builder().put(park).build(),
+        ])
+        .await
+    }
+}
+
+fn to_status(status: EntryStatus) -> AttributeValue {
+    to_attribute_value(status).expect("statuses serialize")
+}
+
+impl EnrolmentStore for DynamoStore {
+    async fn enrol(
+        &self,
+        program: &str,
+        participant: &str,
+        profile: &Profile,
+        now: Timestamp,
+    ) -> Result<bool, PortError> {
+        let fields = to_item(profile).map_err(|e| PortError::Permanent(e.to_string()))?;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                participant_pk(program, participant),
+                PROFILE.to_owned(),
+            )));
+        let mut sets = vec![
+            "participant = :participant".to_owned(),
+            "program = :program".to_owned(),
+            "updated_at = :now".to_owned(),
+            "#status = if_not_exists(#status, :active)".to_owned(),
+            "enrolled_at = if_not_exists(enrolled_at, :now)".to_owned(),
+            "balance = if_not_exists(balance, :zero)".to_owned(),
+        ];
+        let mut removes = Vec::new();
+        for (i, (name, value)) in fields.into_iter().enumerate() {
+            sets.push(format!("#f{i} = :f{i}"));
+            update = update
+                .expression_attribute_names(format!("#f{i}"), name)
+                .expression_attribute_values(format!(":f{i}"), value);
+        }
+        // Optional fields left out of an update are removed, so the profile is what was sent.
+        for (i, optional) in ["phone", "region", "manager"].into_iter().enumerate() {
+            let present = match optional {
+                "phone" => profile.phone.is_some(),
+                "region" => profile.region.is_some(),
+                _ => profile.manager.is_some(),
+            };
+            if !present {
+                removes.push(format!("#r{i}"));
+                update = update.expression_attribute_names(format!("#r{i}"), optional);
+            }
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let output = update
+            .update_expression(expression)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":participant", s(participant))
+            .expression_attribute_values(":program", s(program))
+            .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":zero", n(0))
+            .return_values(ReturnValue::UpdatedOld)
+            .send()
+            .await
+            .map_err(port_error)?;
+        let created = output
+            .attributes()
+            .is_none_or(|old| !old.contains_key("enrolled_at"));
+        Ok(created)
+    }
+
+    async fn parked(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> Result<Vec<ParkedEvent>, PortError> {
+        let items = self
+            .query_prefix(participant_pk(program, participant), PARKED)
+            .await?;
+        items
+            .into_iter()
+            .map(|item| match (item.get("event_id"), item.get("message")) {
+                (Some(AttributeValue::S(event_id)), Some(AttributeValue::S(message))) => {
+                    Ok(ParkedEvent {
+                        event_id: event_id.clone(),
+                        message: message.clone(),
+                    })
+                }
+                _ => Err(corrupt("parked event", "event_id or message missing")),
+            })
+            .collect()
+    }
+
+    async fn release(
+        &self,
+        program: &str,
+        participant: &str,
+        event_id: &str,
+    ) -> Result<(), PortError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                participant_pk(program, participant),
+                format!("{PARKED}{event_id}"),
+            )))
+            .build()
+            .expect("table and key are set");
+        self.client
+            .delete_item()
+            .table_name(delete.table_name())
+            .set_key(Some(delete.key().clone()))
+            .send()
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+}
+
+impl StatsReader for DynamoStore {
+    async fn participant(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> Result<Option<ParticipantState>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                participant_pk(program, participant),
+                PROFILE.to_owned(),
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(port_error)?;
+        output
+            .item()
+            .map(|item| from_item(item.clone()).map_err(|e| corrupt("participant", e)))
+            .transpose()
+    }
+
+    async fn months(&self, program: &str, participant: &str) -> Result<Vec<MonthStats>, PortError> {
+        let items = self
+            .query_prefix(participant_pk(program, participant), MONTH)
+            .await?;
+        items.iter().map(month_stats).collect()
+    }
+
+    async fn ledger(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> Result<Vec<EventRecord>, PortError> {
+        let items = self
+            .query_prefix(participant_pk(program, participant), EVENT)
+            .await?;
+        items
+            .into_iter()
+            .map(|item| from_item(item).map_err(|e| corrupt("event record", e)))
+            .collect()
+    }
+}
+
+fn month_stats(item: &Item) -> Result<MonthStats, PortError> {
+    let number = |value: &AttributeValue| -> Result<i64, PortError> {
+        match value {
+            AttributeValue::N(text) => text.parse().map_err(|e| corrupt("counter", e)),
+            _ => Err(corrupt("counter", "not a number")),
+        }
+    };
+    let mut stats = MonthStats::default();
+    for (name, value) in item {
+        match name.as_str() {
+            "sk" => {
+                if let AttributeValue::S(sk) = value {
+                    stats.month = sk.trim_start_matches(MONTH).to_owned();
+                }
+            }
+            "points" => stats.points = number(value)?,
+            "login_days" => {
+                if let AttributeValue::Ns(days) = value {
+                    for day in days {
+                        stats
+                            .login_days
+                            .insert(day.parse().map_err(|e| corrupt("login day", e))?);
+                    }
+                }
+            }
+            other => {
+                if let Some(event_type) = other.strip_prefix(COUNT) {
+                    stats.counts.insert(event_type.to_owned(), number(value)?);
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+impl ProgramReader for DynamoStore {
+    async fn current(&self, program: &str) -> Result<Option<Arc<Program>>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(program_pk(program), CONFIG.to_owned())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(port_error)?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        let (Some(AttributeValue::N(version)), Some(AttributeValue::S(document))) =
+            (item.get("version"), item.get("document"))
+        else {
+            return Err(corrupt(
+                "program configuration",
+                "version or document missing",
+            ));
+        };
+        let version: u32 = version.parse().map_err(|e| corrupt("program version", e))?;
+        let document =
+            serde_json::from_str(document).map_err(|e| corrupt("program document", e))?;
+        Program::from_document(document, version)
+            .map(|p| Some(Arc::new(p)))
+            .map_err(|errors| corrupt("program configuration", format!("{errors:?}")))
+    }
+}
+
+impl ProgramWriter for DynamoStore {
+    async fn put(&self, program: &Program, previous: u32, now: Timestamp) -> Result<(), PortError> {
+        let version = previous + 1;
+        let pk = program_pk(&program.id);
+        let document = program.document.to_string();
+        let item = |sk: String| {
+            let mut item = key(pk.clone(), sk);
+            item.insert("version".into(), n(version));
+            item.insert("document".into(), s(&document));
+            item.insert("stored_at".into(), s(now.to_string()));
+            item
+        };
+        let current = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item(CONFIG.to_owned())));
+        let current = if previous == 0 {
+            current.condition_expression("attribute_not_exists(pk)")
+        } else {
+            current
+                .condition_expression("version = :previous")
+                .expression_attribute_values(":previous", n(previous))
+        };
+        // Every version is kept, so the rule version a ledger entry names can be read back.
+        let history = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item(format!("{CONFIG}#v{version:06}"))))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("table and item are set");
+        self.transact(vec![
+            TransactWriteItem::builder()
+                .put(current.build().expect("table and item are set"))
+                .build(),
+            TransactWriteItem::builder().put(history).build(),
+        ])
+        .await
+        .map(|_| ())
+    }
+}
+
+/// Program configurations cached per warm function for a minute: a new version is picked up
+/// within a minute of being stored, without a redeploy.
+pub struct CachedPrograms<R> {
+    inner: R,
+    cache: TtlCache<Option<Arc<Program>>>,
+}
+
+pub const PROGRAM_TTL: Duration = Duration::from_secs(60);
+
+impl<R: ProgramReader> CachedPrograms<R> {
+    pub fn new(inner: R, ttl: Duration) -> Self {
+        Self {
+            inner,
+            cache: TtlCache::new(ttl, 256),
+        }
+    }
+}
+
+impl<R: ProgramReader> ProgramReader for CachedPrograms<R> {
+    async fn current(&self, program: &str) -> Result<Option<Arc<Program>>, PortError> {
+        if let Some(hit) = self.cache.get(program) {
+            return Ok(hit);
+        }
+        let found = self.inner.current(program).await?;
+        self.cache.put(program, found.clone());
+        Ok(found)
+    }
+}

@@ -1,0 +1,217 @@
+//! The ports: one small trait per capability a function needs, so each function gets only
+//! the reader or writer it uses (and IAM to match). Adapters live in `crate::adapters`.
+
+use crate::domain::ledger::{EventRecord, Plan};
+use crate::domain::participant::Profile;
+use crate::domain::program::Program;
+use jiff::Timestamp;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Failures of an adapter, told apart by what the caller should do about them.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PortError {
+    /// A conditional write found the state changed: re-read and decide again.
+    #[error("a condition on the stored state failed")]
+    ConditionFailed,
+    /// Throttling, a timeout, a transaction conflict: the same call may succeed later.
+    #[error("temporarily unavailable: {0}")]
+    Transient(String),
+    /// Retrying will not help (bad request, missing permission, corrupt item).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl PortError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, PortError::Permanent(_))
+    }
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// One message for the events queue. `id` is unique within one send call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub id: String,
+    pub body: String,
+}
+
+pub trait EventQueue: Send + Sync {
+    /// Sends every message; the result says, per message in order, whether it was accepted.
+    fn send(
+        &self,
+        messages: &[QueueMessage],
+    ) -> impl Future<Output = Vec<Result<(), PortError>>> + Send;
+}
+
+/// A machine client's key: the program it belongs to, what it may do, and its active secrets
+/// (two during a rotation).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    pub program: String,
+    pub scopes: Vec<String>,
+    pub secrets: Vec<String>,
+}
+
+pub trait KeyStore: Send + Sync {
+    /// `Ok(None)` when no such key exists.
+    fn key(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<Arc<KeyRecord>>, PortError>> + Send;
+}
+
+pub trait ProgramReader: Send + Sync {
+    /// The program's current configuration, `Ok(None)` if it has none.
+    fn current(
+        &self,
+        program: &str,
+    ) -> impl Future<Output = Result<Option<Arc<Program>>, PortError>> + Send;
+}
+
+pub trait ProgramWriter: Send + Sync {
+    /// Stores `program` as the next version after `previous` (0 for the first);
+    /// `ConditionFailed` when someone else stored a version in between.
+    fn put(
+        &self,
+        program: &Program,
+        previous: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Write and read units one operation consumed, as DynamoDB reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Consumed {
+    pub write_units: f64,
+    pub read_units: f64,
+}
+
+impl std::ops::AddAssign for Consumed {
+    fn add_assign(&mut self, other: Self) {
+        self.write_units += other.write_units;
+        self.read_units += other.read_units;
+    }
+}
+
+/// What the award function knows before it decides.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    pub enrolled: bool,
+    pub records: Vec<EventRecord>,
+    pub consumed: Consumed,
+}
+
+impl Loaded {
+    pub fn record(&self, event_id: &str) -> Option<&EventRecord> {
+        self.records.iter().find(|r| r.event_id == event_id)
+    }
+}
+
+pub trait AwardStore: Send + Sync {
+    /// Strongly consistent read of the participant's enrolment and the named event records.
+    fn load(
+        &self,
+        program: &str,
+        participant: &str,
+        event_ids: &[&str],
+    ) -> impl Future<Output = Result<Loaded, PortError>> + Send;
+
+    /// Applies a plan atomically, every write conditioned on the state the plan was made from.
+    fn commit(
+        &self,
+        program: &str,
+        participant: &str,
+        plan: &Plan,
+    ) -> impl Future<Output = Result<Consumed, PortError>> + Send;
+
+    /// Keeps an event of a participant who is not enrolled; `ConditionFailed` if they are.
+    fn park(
+        &self,
+        program: &str,
+        participant: &str,
+        event_id: &str,
+        message: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Consumed, PortError>> + Send;
+}
+
+/// An event kept until its participant enrols.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedEvent {
+    pub event_id: String,
+    /// The queue message exactly as it was received.
+    pub message: String,
+}
+
+pub trait EnrolmentStore: Send + Sync {
+    /// Creates or updates the participant; their balance and enrolment date survive updates.
+    /// Returns true when the participant is new.
+    fn enrol(
+        &self,
+        program: &str,
+        participant: &str,
+        profile: &Profile,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    fn parked(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> impl Future<Output = Result<Vec<ParkedEvent>, PortError>> + Send;
+
+    /// Deletes a parked event once it is back on the queue.
+    fn release(
+        &self,
+        program: &str,
+        participant: &str,
+        event_id: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A participant as stored: profile, status and balance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ParticipantState {
+    pub participant: String,
+    #[serde(flatten)]
+    pub profile: Profile,
+    pub status: String,
+    pub enrolled_at: String,
+    pub balance: i64,
+}
+
+/// One participant-month of counters. Quarters and years are sums of their months.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MonthStats {
+    pub month: String,
+    pub points: i64,
+    /// Days of the month (1..=31) with at least one login.
+    pub login_days: std::collections::BTreeSet<u8>,
+    /// Events counted per type.
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+pub trait StatsReader: Send + Sync {
+    fn participant(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> impl Future<Output = Result<Option<ParticipantState>, PortError>> + Send;
+
+    fn months(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> impl Future<Output = Result<Vec<MonthStats>, PortError>> + Send;
+
+    fn ledger(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> impl Future<Output = Result<Vec<EventRecord>, PortError>> + Send;
+}

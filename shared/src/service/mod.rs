@@ -1,0 +1,5 @@
+//! The use cases: each drives the pure domain through the ports it needs.
+
+pub mod award;
+pub mod enrol;
+pub mod ingest;
