@@ -265,15 +265,32 @@ pub fn check_event_type(event_type: &str) -> Result<(), String> {
 /// RFC 3339 with an explicit offset (`Z` or `+01:00`); a local time without offset is refused
 /// because its period would depend on a guess.
 pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
-    let has_offset = text.ends_with('Z')
-        || text.ends_with('z')
-        || text
-            .rfind(['+', '-'])
-            .is_some_and(|i| i > 10 && text[i..].contains(':'));
-    if !has_offset {
-        return Err(format!(
+    let refuse = || {
+        Err(format!(
             "must be an RFC 3339 timestamp with an offset, like 2026-11-03T09:15:00+01:00, got {text:?}"
-        ));
+        ))
+    };
+    // RFC 3339 proper: `T` between date and time, seconds present, an offset of at most
+    // ±23:59 or `Z`, nothing after it (jiff alone would also take ISO 8601 variants).
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() >= 20
+        && matches!(bytes[10], b'T' | b't')
+        && bytes[13] == b':'
+        && bytes[16] == b':'
+        && !text.contains('[');
+    let offset_ok = if text.ends_with(['Z', 'z']) {
+        true
+    } else {
+        let offset = &text[text.len().saturating_sub(6)..];
+        let b = offset.as_bytes();
+        b.len() == 6
+            && matches!(b[0], b'+' | b'-')
+            && b[3] == b':'
+            && offset[1..3].parse::<u8>().is_ok_and(|h| h <= 23)
+            && offset[4..6].parse::<u8>().is_ok_and(|m| m <= 59)
+    };
+    if !shaped || !offset_ok {
+        return refuse();
     }
     text.parse::<Timestamp>()
         .map_err(|e| format!("must be an RFC 3339 timestamp with an offset, got {text:?} ({e})"))
@@ -620,5 +637,13 @@ mod tests {
         assert!(parse_rfc3339("2026-11-03T09:15:00").is_err());
         assert!(parse_rfc3339("2026-11-03T09:15:00-05:00").is_ok());
         assert!(parse_rfc3339("2026-11-03T09:15:00.123Z").is_ok());
+        for lenient in [
+            "2026-11-03 09:15:00Z",
+            "2026-11-03T09:15Z",
+            "2026-11-03T09:15:00+25:00",
+            "2026-11-03T09:15:00+01:00[Europe/Stockholm]",
+        ] {
+            assert!(parse_rfc3339(lenient).is_err(), "{lenient}");
+        }
     }
 }
