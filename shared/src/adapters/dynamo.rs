@@ -57,17 +57,9 @@ fn corrupt(what: &str, error: impl std::fmt::Display) -> PortError {
     PortError::Permanent(format!("stored {what} is unreadable: {error}"))
 }
 
-fn units(capacity: &[ConsumedCapacity]) -> Consumed {
-    Consumed {
-        write_units: capacity
-            .iter()
-            .filter_map(|c| c.write_capacity_units())
-            .sum(),
-        read_units: capacity
-            .iter()
-            .filter_map(|c| c.read_capacity_units())
-            .sum(),
-    }
+/// Capacity units of a call that only writes (or only reads): the total is what it consumed.
+fn total_units(capacity: &[ConsumedCapacity]) -> f64 {
+    capacity.iter().filter_map(|c| c.capacity_units()).sum()
 }
 
 /// The Carrot table. Implements every store port; each function is handed only the port it
@@ -154,7 +146,10 @@ impl DynamoStore {
             .send()
             .await;
         match result {
-            Ok(output) => Ok(units(output.consumed_capacity())),
+            Ok(output) => Ok(Consumed {
+                write_units: total_units(output.consumed_capacity()),
+                read_units: 0.0,
+            }),
             Err(error) => {
                 if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
                     error.as_service_error()
@@ -232,7 +227,7 @@ impl AwardStore for DynamoStore {
                 .send()
                 .await
                 .map_err(port_error)?;
-            loaded.consumed += units(output.consumed_capacity());
+            loaded.consumed.read_units += total_units(output.consumed_capacity());
             for item in output
                 .responses()
                 .and_then(|r| r.get(&self.table))

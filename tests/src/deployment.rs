@@ -1,0 +1,331 @@
+//! Carrot deployed on the local stack: resources from the template, the real handlers behind
+//! the local API Gateway and SQS event source, and a client that signs requests like a CRM.
+
+use crate::runner::{
+    BoxFut, HttpApiServer, HttpHandler, SqsEventSource, SqsEventSourceOptions, SqsHandler,
+};
+use crate::stack::{LocalStack, Resources};
+use admin::Admin;
+use anyhow::Context;
+use award::Award;
+use bytes::Bytes;
+use carrot::adapters::clock::SystemClock;
+use carrot::adapters::dynamo::{CachedPrograms, DynamoStore};
+use carrot::adapters::secrets::SecretsKeyStore;
+use carrot::adapters::sqs::SqsEventQueue;
+use carrot::domain::signature::sign;
+use carrot::http::{KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use ingest::Ingest;
+use rand::Rng;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One isolated deployment: its own table, queues and key namespace.
+pub struct Deployment {
+    pub resources: Resources,
+    pub api: HttpApiServer,
+    pub award: SqsEventSource,
+    /// Direct access to the table, for reading results.
+    pub store: DynamoStore,
+    pub sqs: aws_sdk_sqs::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    key_prefix: String,
+}
+
+impl Deployment {
+    /// Provisions from the template and starts the handlers. `program_ttl` is how long the
+    /// award function caches a program configuration (a minute in production).
+    pub async fn start(
+        stack: &LocalStack,
+        name: &str,
+        options: SqsEventSourceOptions,
+        program_ttl: Duration,
+    ) -> anyhow::Result<Self> {
+        let resources = stack.provision(&Resources::unique_prefix(name)).await?;
+        let key_prefix = format!("carrot/{}/keys/", resources.prefix());
+        let store = DynamoStore::new(stack.dynamodb_client(), resources.table());
+        let queue = || SqsEventQueue::new(stack.sqs_client(), resources.events_queue_url());
+        let keys = || SecretsKeyStore::new(stack.secrets_client(), key_prefix.clone());
+
+        let ingest = Arc::new(Ingest {
+            keys: keys(),
+            queue: queue(),
+            clock: SystemClock,
+        });
+        let admin = Arc::new(Admin {
+            keys: keys(),
+            store: store.clone(),
+            queue: queue(),
+            clock: SystemClock,
+        });
+        let award = Arc::new(Award {
+            store: store.clone(),
+            programs: CachedPrograms::new(store.clone(), program_ttl),
+            clock: SystemClock,
+        });
+
+        let mut http: HashMap<String, HttpHandler> = HashMap::new();
+        http.insert(
+            "IngestFunction".into(),
+            Arc::new(move |request| -> BoxFut<_> {
+                let ingest = ingest.clone();
+                Box::pin(async move { ingest.handle(request).await })
+            }),
+        );
+        http.insert(
+            "AdminFunction".into(),
+            Arc::new(move |request| -> BoxFut<_> {
+                let admin = admin.clone();
+                Box::pin(async move { admin.handle(request).await })
+            }),
+        );
+        let api = HttpApiServer::start(resources.template().routes(), http).await?;
+        let award_handler: SqsHandler = Arc::new(move |event| -> BoxFut<_> {
+            let award = award.clone();
+            Box::pin(async move { award.handle(event).await })
+        });
+        let award = SqsEventSource::start(
+            stack.sqs_client(),
+            resources.events_queue_url(),
+            resources.events_queue_arn(),
+            award_handler,
+            options,
+        );
+        Ok(Self {
+            resources,
+            api,
+            award,
+            store,
+            sqs: stack.sqs_client(),
+            secrets: stack.secrets_client(),
+            key_prefix,
+        })
+    }
+
+    /// Creates a key in Secrets Manager, the way an operator would, and returns a client
+    /// that signs with it.
+    pub async fn create_key(
+        &self,
+        key_id: &str,
+        program: &str,
+        scopes: &[&str],
+    ) -> anyhow::Result<ApiClient> {
+        let secret: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(40)
+            .map(char::from)
+            .collect();
+        let record = serde_json::json!({"program": program, "scopes": scopes, "secrets": [secret]});
+        self.secrets
+            .create_secret()
+            .name(format!("{}{key_id}", self.key_prefix))
+            .secret_string(record.to_string())
+            .send()
+            .await
+            .context("creating a key secret")?;
+        Ok(self.client(key_id, &secret))
+    }
+
+    pub fn client(&self, key_id: &str, secret: &str) -> ApiClient {
+        ApiClient {
+            base_url: self.api.base_url(),
+            key_id: key_id.to_owned(),
+            secret: secret.to_owned(),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Messages waiting or in flight on a queue.
+    pub async fn queue_depth(&self, queue_url: &str) -> anyhow::Result<u64> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let output = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?;
+        let attributes = output.attributes().cloned().unwrap_or_default();
+        let count = |name: A| {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(count(A::ApproximateNumberOfMessages) + count(A::ApproximateNumberOfMessagesNotVisible))
+    }
+
+    /// Every item in the table (test assertions on "nothing was written").
+    pub async fn item_count(&self, client: &aws_sdk_dynamodb::Client) -> anyhow::Result<usize> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = client
+                .scan()
+                .table_name(self.resources.table())
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            count += output.count() as usize;
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.award.shutdown().await;
+        self.api.shutdown();
+        self.resources.cleanup().await
+    }
+}
+
+/// An HTTP response as a CRM sees it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+/// A machine client holding one key: signs every request with `X-Carrot-*` headers.
+pub struct ApiClient {
+    base_url: String,
+    key_id: String,
+    secret: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl ApiClient {
+    pub async fn post_events(&self, body: &Value) -> anyhow::Result<Response> {
+        self.send(
+            "POST",
+            "/v1/events",
+            body.to_string().into_bytes(),
+            "application/json",
+        )
+        .await
+    }
+
+    pub async fn put_program(&self, yaml: &str) -> anyhow::Result<Response> {
+        self.send(
+            "PUT",
+            "/v1/program",
+            yaml.as_bytes().to_vec(),
+            "application/yaml",
+        )
+        .await
+    }
+
+    pub async fn enrol(&self, participant: &str, profile: &Value) -> anyhow::Result<Response> {
+        let path = format!("/v1/participants/{participant}");
+        self.send(
+            "PUT",
+            &path,
+            profile.to_string().into_bytes(),
+            "application/json",
+        )
+        .await
+    }
+
+    /// Signs `body` now and sends it.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> anyhow::Result<Response> {
+        let timestamp = jiff::Timestamp::now().as_second().to_string();
+        let signature = sign(self.secret.as_bytes(), &timestamp, &body);
+        let headers = [
+            ("content-type", content_type.to_owned()),
+            (KEY_HEADER, self.key_id.clone()),
+            (TIMESTAMP_HEADER, timestamp),
+            (SIGNATURE_HEADER, signature),
+        ];
+        self.send_raw(method, path, body, &headers).await
+    }
+
+    /// Sends exactly these headers: for tests of bad signatures and stale timestamps.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> anyhow::Result<Response> {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_url));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = self
+            .http
+            .request(request.body(Full::new(Bytes::from(body)))?)
+            .await?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("response body {:?}", String::from_utf8_lossy(&bytes)))?
+        };
+        Ok(Response {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+/// An item's size as DynamoDB bills it: attribute names plus values (strings in UTF-8 bytes,
+/// numbers about one byte per two significant digits plus one, 3 bytes of overhead and 1 per
+/// element for maps and lists). Write units are per started KB of it.
+pub fn item_size(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    fn number(text: &str) -> usize {
+        let digits = text.trim_start_matches('-').replace('.', "");
+        let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+        significant.div_ceil(2) + 1
+    }
+    fn value(v: &V) -> usize {
+        match v {
+            V::S(s) => s.len(),
+            V::N(n) => number(n),
+            V::B(b) => b.as_ref().len(),
+            V::Bool(_) | V::Null(_) => 1,
+            V::Ss(items) => items.iter().map(String::len).sum(),
+            V::Ns(items) => items.iter().map(|n| number(n)).sum(),
+            V::L(items) => 3 + items.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            V::M(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(name, v)| name.len() + value(v)).sum()
+}

@@ -1,0 +1,1365 @@
+//! The local AWS stack: AWS's DynamoDB Local (Java) and `moto_server` (SQS, Secrets Manager,
+//! SES v2, SNS, Scheduler), on loopback only, with the project's resources created from
+//! `infra/template.yaml`.
+//!
+//! - [`LocalStack::start_or_reuse`]: one stack per process (tests in one test binary share it).
+//!   Reuses `CARROT_DYNAMODB_ENDPOINT` and `CARROT_MOTO_ENDPOINT` when both are set.
+//! - [`LocalStack::start_owned`]: a stack of its own, stopped when dropped (the demo).
+//! - [`LocalStack::provision`]: every table and queue of the template under a unique prefix,
+//!   so tests run in parallel against one stack.
+//!
+//! The server processes never outlive the process that started them: each runs under a small
+//! `sh` watchdog that kills it once the parent process is gone (even when statics are never
+//! dropped, on a panic, or on SIGKILL of the parent), and an owned stack kills them on drop.
+//!
+//! Tools come from `scripts/setup-local.sh`: `.local/venv/bin/moto_server` and the directory of
+//! `DynamoDBLocal.jar` named in `.local/dynamodb-local.path` (overridable with
+//! `CARROT_MOTO_SERVER` and `CARROT_DYNAMODB_LOCAL_DIR`).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use aws_config::identity::IdentityCache;
+// The non-deprecated names live in aws-runtime, which is not a direct dependency.
+#[allow(deprecated)]
+use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types as ddb;
+use aws_sdk_sqs::types::QueueAttributeName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::template::{IndexDef, KeyElement, Template, TemplateValue, Throughput};
+
+/// The region every local client uses.
+pub const REGION: &str = "eu-north-1";
+/// moto's account id (it appears in ARNs and queue URLs).
+pub const ACCOUNT_ID: &str = "123456789012";
+/// Environment variable naming a running DynamoDB Local endpoint to reuse.
+pub const ENV_DYNAMODB_ENDPOINT: &str = "CARROT_DYNAMODB_ENDPOINT";
+/// Environment variable naming a running moto endpoint to reuse.
+pub const ENV_MOTO_ENDPOINT: &str = "CARROT_MOTO_ENDPOINT";
+
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A running local stack (or endpoints of one started elsewhere).
+#[derive(Debug)]
+pub struct LocalStack {
+    dynamodb_endpoint: String,
+    moto_endpoint: String,
+    sdk_config: SdkConfig,
+    processes: Vec<ManagedProcess>,
+    startup: Duration,
+}
+
+static SHARED: tokio::sync::OnceCell<LocalStack> = tokio::sync::OnceCell::const_new();
+
+impl LocalStack {
+    /// The process-wide stack: started on first use (or taken from `CARROT_DYNAMODB_ENDPOINT`
+    /// and `CARROT_MOTO_ENDPOINT`), shared by every caller after that. Its servers stop when
+    /// the process ends.
+    pub async fn start_or_reuse() -> anyhow::Result<&'static LocalStack> {
+        SHARED
+            .get_or_try_init(|| async {
+                match (
+                    std::env::var(ENV_DYNAMODB_ENDPOINT).ok(),
+                    std::env::var(ENV_MOTO_ENDPOINT).ok(),
+                ) {
+                    (Some(d), Some(m)) if !d.is_empty() && !m.is_empty() => {
+                        Self::connect(&d, &m).await.with_context(|| {
+                            format!(
+                                "reusing the stack named by {ENV_DYNAMODB_ENDPOINT}={d} and \
+                                 {ENV_MOTO_ENDPOINT}={m}"
+                            )
+                        })
+                    }
+                    _ => Self::start_owned().await,
+                }
+            })
+            .await
+    }
+
+    /// Starts a stack of its own (always new processes); they are killed when it is dropped
+    /// (or, at the latest, when this process ends).
+    pub async fn start_owned() -> anyhow::Result<LocalStack> {
+        let tools = Tools::locate()?;
+        let timeout = std::env::var("CARROT_STACK_START_TIMEOUT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_START_TIMEOUT);
+        let mut last_err = None;
+        // A port picked free may be taken before the server binds it: try again with new ones.
+        for _attempt in 0..3 {
+            match Self::start_once(&tools, timeout).await {
+                Ok(stack) => return Ok(stack),
+                Err(e) => {
+                    let retry = e.downcast_ref::<ExitedEarly>().is_some();
+                    tracing::warn!(error = %format!("{e:#}"), "local stack did not start");
+                    last_err = Some(e);
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_err.expect("at least one attempt"))
+    }
+
+    async fn start_once(tools: &Tools, timeout: Duration) -> anyhow::Result<LocalStack> {
+        let started = Instant::now();
+        let [ddb_port, moto_port] = free_ports::<2>()?;
+        let log_dir = log_dir()?;
+        let seq = NEXT_STACK.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}-{seq}", std::process::id());
+
+        // moto starts while the DynamoDB Local launcher compiles (first time only).
+        let moto = tools.spawn_moto(moto_port, &log_dir.join(format!("{tag}-moto.log")))?;
+        let launcher = {
+            let (tools, base) = (tools.clone(), log_dir.clone());
+            tokio::task::spawn_blocking(move || tools.compiled_launcher(&base))
+                .await
+                .context("compiling the DynamoDB Local launcher")?
+        };
+        let ddb = tools.spawn_dynamodb(
+            ddb_port,
+            &log_dir.join(format!("{tag}-dynamodb.log")),
+            launcher.as_deref(),
+        )?;
+        let mut processes = vec![ddb, moto];
+
+        let deadline = Instant::now() + timeout;
+        {
+            let (ddb, rest) = processes.split_at_mut(1);
+            tokio::try_join!(
+                wait_ready(&mut ddb[0], ddb_port, deadline),
+                wait_ready(&mut rest[0], moto_port, deadline)
+            )?;
+        }
+
+        let dynamodb_endpoint = format!("http://127.0.0.1:{ddb_port}");
+        let moto_endpoint = format!("http://127.0.0.1:{moto_port}");
+        let sdk_config = build_sdk_config(&dynamodb_endpoint, &moto_endpoint).await?;
+        let stack = LocalStack {
+            dynamodb_endpoint,
+            moto_endpoint,
+            sdk_config,
+            processes: std::mem::take(&mut processes),
+            startup: Duration::ZERO,
+        };
+        stack.check_services().await?;
+        let startup = started.elapsed();
+        tracing::info!(
+            dynamodb = %stack.dynamodb_endpoint,
+            moto = %stack.moto_endpoint,
+            startup_ms = startup.as_millis() as u64,
+            "local stack started"
+        );
+        Ok(LocalStack { startup, ..stack })
+    }
+
+    /// Uses a stack that is already running at these endpoints (loopback only).
+    pub async fn connect(dynamodb_endpoint: &str, moto_endpoint: &str) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let dynamodb_endpoint = loopback_endpoint(dynamodb_endpoint)?;
+        let moto_endpoint = loopback_endpoint(moto_endpoint)?;
+        let sdk_config = build_sdk_config(&dynamodb_endpoint, &moto_endpoint).await?;
+        let stack = LocalStack {
+            dynamodb_endpoint,
+            moto_endpoint,
+            sdk_config,
+            processes: Vec::new(),
+            startup: Duration::ZERO,
+        };
+        stack.check_services().await?;
+        Ok(LocalStack {
+            startup: started.elapsed(),
+            ..stack
+        })
+    }
+
+    async fn check_services(&self) -> anyhow::Result<()> {
+        self.dynamodb_client()
+            .list_tables()
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+            .with_context(|| format!("DynamoDB Local at {} answers", self.dynamodb_endpoint))?;
+        self.sqs_client()
+            .list_queues()
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+            .with_context(|| format!("moto (SQS) at {} answers", self.moto_endpoint))?;
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:PORT` of DynamoDB Local.
+    pub fn dynamodb_endpoint(&self) -> &str {
+        &self.dynamodb_endpoint
+    }
+
+    /// `http://127.0.0.1:PORT` of moto (SQS, Secrets Manager, SES v2, SNS, Scheduler, ...).
+    pub fn moto_endpoint(&self) -> &str {
+        &self.moto_endpoint
+    }
+
+    /// The environment variables that let another process reuse this stack.
+    pub fn env_vars(&self) -> [(&'static str, String); 2] {
+        [
+            (ENV_DYNAMODB_ENDPOINT, self.dynamodb_endpoint.clone()),
+            (ENV_MOTO_ENDPOINT, self.moto_endpoint.clone()),
+        ]
+    }
+
+    /// Time from the call to the stack answering (start, or connect when reused).
+    pub fn startup_duration(&self) -> Duration {
+        self.startup
+    }
+
+    /// Whether this value started (and owns) the server processes.
+    pub fn owns_processes(&self) -> bool {
+        !self.processes.is_empty()
+    }
+
+    /// Shared SDK configuration: dummy static credentials, region `eu-north-1`, standard
+    /// retries (3 attempts), bounded timeouts, and per-service endpoints: any client built
+    /// from it (`aws_sdk_dynamodb::Client::new(&cfg)`) reaches DynamoDB Local for DynamoDB and
+    /// moto for every other service.
+    ///
+    /// It holds no connections: build clients in the tokio runtime that uses them.
+    pub fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config.clone()
+    }
+
+    /// A new DynamoDB client for DynamoDB Local.
+    pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        let conf = aws_sdk_dynamodb::config::Builder::from(&self.sdk_config)
+            .endpoint_url(&self.dynamodb_endpoint)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(conf)
+    }
+
+    /// A new SQS client for moto.
+    pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
+        let conf = aws_sdk_sqs::config::Builder::from(&self.sdk_config)
+            .endpoint_url(&self.moto_endpoint)
+            .build();
+        aws_sdk_sqs::Client::from_conf(conf)
+    }
+
+    /// A new Secrets Manager client for moto.
+    pub fn secrets_client(&self) -> aws_sdk_secretsmanager::Client {
+        let conf = aws_sdk_secretsmanager::config::Builder::from(&self.sdk_config)
+            .endpoint_url(&self.moto_endpoint)
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(conf)
+    }
+
+    /// Creates every table and queue of `infra/template.yaml`, named `"{prefix}-{LogicalId}"`.
+    pub async fn provision(&self, prefix: &str) -> anyhow::Result<Resources> {
+        let template = Template::load()?;
+        self.provision_template(&template, prefix).await
+    }
+
+    /// Creates every table and queue of `template`, named `"{prefix}-{LogicalId}"`, with the
+    /// queues' redrive policies pointing at the created dead-letter queues.
+    pub async fn provision_template(
+        &self,
+        template: &Template,
+        prefix: &str,
+    ) -> anyhow::Result<Resources> {
+        validate_prefix(prefix)?;
+        let mut res = Resources {
+            prefix: prefix.to_string(),
+            tables: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            template: template.clone(),
+            dynamodb: self.dynamodb_client(),
+            sqs: self.sqs_client(),
+            cleaned: AtomicBool::new(false),
+        };
+        match create_all(&mut res, template).await {
+            Ok(()) => Ok(res),
+            Err(e) => {
+                if let Err(c) = res.cleanup().await {
+                    tracing::warn!(error = %format!("{c:#}"), "cleanup after failed provision");
+                }
+                Err(e.context(format!("provisioning the template under prefix {prefix:?}")))
+            }
+        }
+    }
+
+    /// Stops the servers now (an owned stack also does so when dropped).
+    pub fn shutdown(mut self) {
+        self.processes.clear();
+    }
+}
+
+async fn create_all(res: &mut Resources, template: &Template) -> anyhow::Result<()> {
+    for table in &template.tables {
+        let name = format!("{}-{}", res.prefix, table.logical_id);
+        create_table(&res.dynamodb, &name, table)
+            .await
+            .with_context(|| format!("creating table {name}"))?;
+        res.tables.insert(table.logical_id.clone(), name);
+    }
+    for q in template.queues_in_creation_order() {
+        let mut name = format!("{}-{}", res.prefix, q.logical_id);
+        if q.fifo {
+            name.push_str(".fifo");
+        }
+        if name.len() > 80 {
+            bail!("queue name {name:?} is longer than SQS's 80 characters: use a shorter prefix");
+        }
+        let mut req = res.sqs.create_queue().queue_name(&name).attributes(
+            QueueAttributeName::VisibilityTimeout,
+            q.visibility_timeout_secs.to_string(),
+        );
+        if let Some(v) = q.message_retention_secs {
+            req = req.attributes(QueueAttributeName::MessageRetentionPeriod, v.to_string());
+        }
+        if let Some(v) = q.delay_secs {
+            req = req.attributes(QueueAttributeName::DelaySeconds, v.to_string());
+        }
+        if let Some(v) = q.receive_wait_time_secs {
+            req = req.attributes(
+                QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+                v.to_string(),
+            );
+        }
+        if q.fifo {
+            req = req.attributes(QueueAttributeName::FifoQueue, "true");
+            if q.content_based_deduplication {
+                req = req.attributes(QueueAttributeName::ContentBasedDeduplication, "true");
+            }
+        }
+        if let Some(r) = &q.redrive {
+            let dlq = res.queues.get(&r.dead_letter_queue).ok_or_else(|| {
+                anyhow!("dead-letter queue {} was not created", r.dead_letter_queue)
+            })?;
+            let policy = serde_json::json!({
+                "deadLetterTargetArn": dlq.arn,
+                "maxReceiveCount": r.max_receive_count,
+            });
+            req = req.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+            .with_context(|| format!("creating queue {name}"))?;
+        let url = out
+            .queue_url
+            .ok_or_else(|| anyhow!("CreateQueue {name} returned no URL"))?;
+        let arn = queue_arn(&res.sqs, &url).await?;
+        res.queues
+            .insert(q.logical_id.clone(), QueueInfo { name, url, arn });
+    }
+    Ok(())
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<String> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+        .with_context(|| format!("reading the ARN of {url}"))?;
+    out.attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| anyhow!("queue {url} has no QueueArn attribute"))
+}
+
+fn key_schema(keys: &[KeyElement]) -> anyhow::Result<Vec<ddb::KeySchemaElement>> {
+    keys.iter()
+        .map(|k| {
+            Ok(ddb::KeySchemaElement::builder()
+                .attribute_name(&k.attribute_name)
+                .key_type(ddb::KeyType::from(k.key_type.as_str()))
+                .build()?)
+        })
+        .collect()
+}
+
+fn throughput(t: &Option<Throughput>) -> anyhow::Result<Option<ddb::ProvisionedThroughput>> {
+    t.map(|t| {
+        Ok(ddb::ProvisionedThroughput::builder()
+            .read_capacity_units(t.read_capacity_units)
+            .write_capacity_units(t.write_capacity_units)
+            .build()?)
+    })
+    .transpose()
+}
+
+fn projection(ix: &IndexDef) -> ddb::Projection {
+    let mut p = ddb::Projection::builder()
+        .projection_type(ddb::ProjectionType::from(ix.projection_type.as_str()));
+    for a in &ix.non_key_attributes {
+        p = p.non_key_attributes(a);
+    }
+    p.build()
+}
+
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    t: &crate::template::TableDef,
+) -> anyhow::Result<()> {
+    let provisioned = t.billing_mode != "PAY_PER_REQUEST";
+    let default_tp = Some(Throughput {
+        read_capacity_units: 5,
+        write_capacity_units: 5,
+    });
+    let mut req = client
+        .create_table()
+        .table_name(name)
+        .set_key_schema(Some(key_schema(&t.key_schema)?))
+        .billing_mode(ddb::BillingMode::from(t.billing_mode.as_str()));
+    for a in &t.attribute_definitions {
+        req = req.attribute_definitions(
+            ddb::AttributeDefinition::builder()
+                .attribute_name(&a.attribute_name)
+                .attribute_type(ddb::ScalarAttributeType::from(a.attribute_type.as_str()))
+                .build()?,
+        );
+    }
+    if provisioned {
+        req = req.set_provisioned_throughput(throughput(if t.provisioned_throughput.is_some() {
+            &t.provisioned_throughput
+        } else {
+            &default_tp
+        })?);
+    }
+    for ix in &t.global_secondary_indexes {
+        let mut g = ddb::GlobalSecondaryIndex::builder()
+            .index_name(&ix.index_name)
+            .set_key_schema(Some(key_schema(&ix.key_schema)?))
+            .projection(projection(ix));
+        if provisioned {
+            g = g.set_provisioned_throughput(throughput(if ix.provisioned_throughput.is_some() {
+                &ix.provisioned_throughput
+            } else {
+                &default_tp
+            })?);
+        }
+        req = req.global_secondary_indexes(g.build()?);
+    }
+    for ix in &t.local_secondary_indexes {
+        req = req.local_secondary_indexes(
+            ddb::LocalSecondaryIndex::builder()
+                .index_name(&ix.index_name)
+                .set_key_schema(Some(key_schema(&ix.key_schema)?))
+                .projection(projection(ix))
+                .build()?,
+        );
+    }
+    if let Some(view) = &t.stream_view_type {
+        req = req.stream_specification(
+            ddb::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(ddb::StreamViewType::from(view.as_str()))
+                .build()?,
+        );
+    }
+    req.send()
+        .await
+        .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    if let Some(attr) = &t.ttl_attribute {
+        // DynamoDB Local accepts the setting (it does not expire items).
+        let spec = ddb::TimeToLiveSpecification::builder()
+            .attribute_name(attr)
+            .enabled(true)
+            .build()?;
+        if let Err(e) = client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+        {
+            tracing::warn!(
+                table = name,
+                error = %aws_sdk_dynamodb::error::DisplayErrorContext(e),
+                "DynamoDB Local did not take the TTL setting"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
+    if prefix.is_empty()
+        || prefix.len() > 40
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!(
+            "resource prefix {prefix:?} must be 1 to 40 characters of [A-Za-z0-9_-] \
+             (SQS queue names allow no more)"
+        );
+    }
+    Ok(())
+}
+
+/// A created queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub name: String,
+    pub url: String,
+    pub arn: String,
+}
+
+/// The tables and queues created by [`LocalStack::provision`] for one prefix.
+///
+/// Call [`Resources::cleanup`] at the end; dropping it without doing so deletes them in the
+/// background when a tokio runtime is at hand (best effort).
+#[derive(Debug)]
+pub struct Resources {
+    prefix: String,
+    tables: BTreeMap<String, String>,
+    queues: BTreeMap<String, QueueInfo>,
+    template: Template,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    cleaned: AtomicBool,
+}
+
+impl Resources {
+    /// `"{base}-{8 random hex digits}"`, a prefix no other test uses.
+    pub fn unique_prefix(base: &str) -> String {
+        format!("{base}-{:08x}", rand::random::<u32>())
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The template the resources were created from.
+    pub fn template(&self) -> &Template {
+        &self.template
+    }
+
+    /// The created table's name, if the template has that table.
+    pub fn try_table_name(&self, logical_id: &str) -> Option<&str> {
+        self.tables.get(logical_id).map(String::as_str)
+    }
+
+    /// The created table's name. Panics when the template has no such table.
+    pub fn table_name(&self, logical_id: &str) -> &str {
+        self.try_table_name(logical_id)
+            .unwrap_or_else(|| panic!("the template has no table {logical_id}"))
+    }
+
+    /// The created queue, if the template has it.
+    pub fn queue(&self, logical_id: &str) -> Option<&QueueInfo> {
+        self.queues.get(logical_id)
+    }
+
+    fn queue_or_panic(&self, logical_id: &str) -> &QueueInfo {
+        self.queue(logical_id)
+            .unwrap_or_else(|| panic!("the template has no queue {logical_id}"))
+    }
+
+    /// The created queue's URL. Panics when the template has no such queue.
+    pub fn queue_url(&self, logical_id: &str) -> &str {
+        &self.queue_or_panic(logical_id).url
+    }
+
+    /// The created queue's ARN. Panics when the template has no such queue.
+    pub fn queue_arn(&self, logical_id: &str) -> &str {
+        &self.queue_or_panic(logical_id).arn
+    }
+
+    /// Every created table: logical id → name.
+    pub fn tables(&self) -> &BTreeMap<String, String> {
+        &self.tables
+    }
+
+    /// Every created queue: logical id → queue.
+    pub fn queues(&self) -> &BTreeMap<String, QueueInfo> {
+        &self.queues
+    }
+
+    /// `CarrotTable`'s name.
+    pub fn table(&self) -> &str {
+        self.table_name("CarrotTable")
+    }
+
+    pub fn events_queue_url(&self) -> &str {
+        self.queue_url("EventsQueue")
+    }
+
+    pub fn events_queue_arn(&self) -> &str {
+        self.queue_arn("EventsQueue")
+    }
+
+    pub fn events_dlq_url(&self) -> &str {
+        self.queue_url("EventsDeadLetterQueue")
+    }
+
+    pub fn events_dlq_arn(&self) -> &str {
+        self.queue_arn("EventsDeadLetterQueue")
+    }
+
+    /// What a template value evaluates to with these resources: `!Ref` of a table is its
+    /// name, of a queue its URL, of a parameter its default; `!GetAtt` `Arn`, `QueueName`,
+    /// `QueueUrl`; `!Sub` with those and `AWS::Region`, `AWS::AccountId`, `AWS::Partition`.
+    pub fn resolve(&self, value: &TemplateValue) -> Option<String> {
+        match value {
+            TemplateValue::Literal(s) => Some(s.clone()),
+            TemplateValue::Ref(name) => self.resolve_ref(name),
+            TemplateValue::GetAtt(res, attr) => self.resolve_get_att(res, attr),
+            TemplateValue::Sub(fmt) => {
+                let mut out = String::new();
+                let mut rest = fmt.as_str();
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let after = &rest[start + 2..];
+                    let end = after.find('}')?;
+                    let var = &after[..end];
+                    if let Some(literal) = var.strip_prefix('!') {
+                        out.push_str("${");
+                        out.push_str(literal);
+                        out.push('}');
+                    } else {
+                        let v = match var.split_once('.') {
+                            Some((res, attr)) => self.resolve_get_att(res, attr)?,
+                            None => self.resolve_ref(var)?,
+                        };
+                        out.push_str(&v);
+                    }
+                    rest = &after[end + 1..];
+                }
+                out.push_str(rest);
+                Some(out)
+            }
+            TemplateValue::Other(_) => None,
+        }
+    }
+
+    fn resolve_ref(&self, name: &str) -> Option<String> {
+        match name {
+            "AWS::Region" => Some(REGION.to_string()),
+            "AWS::AccountId" => Some(ACCOUNT_ID.to_string()),
+            "AWS::Partition" => Some("aws".to_string()),
+            "AWS::URLSuffix" => Some("amazonaws.com".to_string()),
+            "AWS::StackName" => Some(self.prefix.clone()),
+            _ => self
+                .tables
+                .get(name)
+                .cloned()
+                .or_else(|| self.queues.get(name).map(|q| q.url.clone()))
+                .or_else(|| self.template.parameters.get(name).cloned().flatten()),
+        }
+    }
+
+    fn resolve_get_att(&self, res: &str, attr: &str) -> Option<String> {
+        if let Some(q) = self.queues.get(res) {
+            return match attr {
+                "Arn" => Some(q.arn.clone()),
+                "QueueName" => Some(q.name.clone()),
+                "QueueUrl" => Some(q.url.clone()),
+                _ => None,
+            };
+        }
+        if let Some(t) = self.tables.get(res) {
+            return (attr == "Arn")
+                .then(|| format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{t}"));
+        }
+        None
+    }
+
+    /// A function's environment variables from the template, resolved against these
+    /// resources (variables that cannot be resolved locally are left out).
+    pub fn function_environment(&self, function: &str) -> BTreeMap<String, String> {
+        self.template
+            .function(function)
+            .map(|f| {
+                f.environment
+                    .iter()
+                    .filter_map(|(k, v)| self.resolve(v).map(|v| (k.clone(), v)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Keeps the resources when this value is dropped (no background cleanup).
+    pub fn keep(&self) {
+        self.cleaned.store(true, Ordering::SeqCst);
+    }
+
+    /// Deletes every table and queue (those already gone are fine).
+    pub async fn cleanup(&self) -> anyhow::Result<()> {
+        self.cleaned.store(true, Ordering::SeqCst);
+        delete_all(
+            self.dynamodb.clone(),
+            self.sqs.clone(),
+            self.tables.values().cloned().collect(),
+            self.queues.values().map(|q| q.url.clone()).collect(),
+        )
+        .await
+    }
+}
+
+async fn delete_all(
+    dynamodb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    tables: Vec<String>,
+    queue_urls: Vec<String>,
+) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    for t in tables {
+        if let Err(e) = dynamodb.delete_table().table_name(&t).send().await {
+            let not_found = e
+                .as_service_error()
+                .is_some_and(|se| se.is_resource_not_found_exception());
+            if !not_found {
+                errors.push(format!(
+                    "table {t}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                ));
+            }
+        }
+    }
+    for url in queue_urls {
+        if let Err(e) = sqs.delete_queue().queue_url(&url).send().await {
+            let not_found = e
+                .as_service_error()
+                .is_some_and(|se| se.is_queue_does_not_exist());
+            if !not_found {
+                errors.push(format!(
+                    "queue {url}: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        bail!("cleanup failed: {}", errors.join("; "))
+    }
+}
+
+impl Drop for Resources {
+    fn drop(&mut self) {
+        if self.cleaned.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let fut = delete_all(
+                self.dynamodb.clone(),
+                self.sqs.clone(),
+                self.tables.values().cloned().collect(),
+                self.queues.values().map(|q| q.url.clone()).collect(),
+            );
+            handle.spawn(async move {
+                if let Err(e) = fut.await {
+                    tracing::debug!(error = %format!("{e:#}"), "background cleanup");
+                }
+            });
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- SDK config
+
+#[allow(deprecated)]
+async fn build_sdk_config(dynamodb: &str, moto: &str) -> anyhow::Result<SdkConfig> {
+    // A profile held in memory carries the per-service endpoints, so that any client built
+    // from the SdkConfig reaches the right server: DynamoDB Local for DynamoDB, moto for the
+    // rest. No file of the machine is read.
+    let profile = format!(
+        "[profile carrot-local]\n\
+         region = {REGION}\n\
+         endpoint_url = {moto}\n\
+         services = carrot-local\n\
+         \n\
+         [services carrot-local]\n\
+         dynamodb =\n  endpoint_url = {dynamodb}\n"
+    );
+    let files = ProfileFiles::builder()
+        .with_contents(ProfileFileKind::Config, profile)
+        .build();
+    let creds = aws_sdk_dynamodb::config::Credentials::new(
+        "AKIDLOCALSTACK",
+        "local-stack-secret",
+        None,
+        None,
+        "carrot-local",
+    );
+    let cfg = aws_config::defaults(BehaviorVersion::latest())
+        .profile_files(files)
+        .profile_name("carrot-local")
+        .region(Region::new(REGION))
+        .credentials_provider(creds)
+        .identity_cache(IdentityCache::no_cache())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_secs(1)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(25))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .load()
+        .await;
+    Ok(cfg)
+}
+
+fn loopback_endpoint(url: &str) -> anyhow::Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("endpoint {url:?} must be http://127.0.0.1:PORT"))?;
+    let host = rest.rsplit_once(':').map(|(h, _)| h).unwrap_or(rest);
+    let loopback = host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!("endpoint {url:?} is not on loopback; the local stack only talks to 127.0.0.1");
+    }
+    Ok(url.to_string())
+}
+
+// ----------------------------------------------------------------------------- processes
+
+static NEXT_STACK: AtomicU32 = AtomicU32::new(0);
+
+/// Where the servers' binaries are.
+#[derive(Clone, Debug)]
+struct Tools {
+    java: PathBuf,
+    javac: PathBuf,
+    dynamodb_dir: PathBuf,
+    moto_server: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+impl Tools {
+    fn locate() -> anyhow::Result<Tools> {
+        let root = workspace_root();
+        let hint =
+            "run `bash scripts/setup-local.sh` (installs moto and DynamoDB Local under .local/)";
+        let moto_server = std::env::var_os("CARROT_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".local/venv/bin/moto_server"));
+        if !moto_server.is_file() {
+            bail!("moto_server not found at {}: {hint}", moto_server.display());
+        }
+        let dynamodb_dir = match std::env::var_os("CARROT_DYNAMODB_LOCAL_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let path_file = root.join(".local/dynamodb-local.path");
+                let text = std::fs::read_to_string(&path_file)
+                    .with_context(|| format!("reading {}: {hint}", path_file.display()))?;
+                PathBuf::from(text.trim())
+            }
+        };
+        if !dynamodb_dir.join("DynamoDBLocal.jar").is_file()
+            || !dynamodb_dir.join("DynamoDBLocal_lib").is_dir()
+        {
+            bail!(
+                "{} does not hold DynamoDBLocal.jar and DynamoDBLocal_lib/: {hint}",
+                dynamodb_dir.display()
+            );
+        }
+        let java_home = std::env::var_os("JAVA_HOME").map(PathBuf::from);
+        let jdk_tool = |name: &str| {
+            java_home
+                .as_ref()
+                .map(|h| h.join("bin").join(name))
+                .filter(|p| p.is_file())
+                .unwrap_or_else(|| PathBuf::from(name))
+        };
+        Ok(Tools {
+            java: jdk_tool("java"),
+            javac: jdk_tool("javac"),
+            dynamodb_dir,
+            moto_server,
+        })
+    }
+
+    fn spawn_dynamodb(
+        &self,
+        port: u16,
+        log: &Path,
+        launcher: Option<&Path>,
+    ) -> anyhow::Result<ManagedProcess> {
+        let dir = &self.dynamodb_dir;
+        let lib = dir.join("DynamoDBLocal_lib");
+        let mut args: Vec<OsString> = vec![format!("-Djava.library.path={}", lib.display()).into()];
+        match launcher {
+            Some(classes) => {
+                args.push("-cp".into());
+                args.push(
+                    format!(
+                        "{}:{}:{}/*",
+                        classes.display(),
+                        dir.join("DynamoDBLocal.jar").display(),
+                        lib.display()
+                    )
+                    .into(),
+                );
+                args.push("LoopbackDynamoDbLocal".into());
+            }
+            None => {
+                tracing::warn!(
+                    "no javac: DynamoDB Local listens on all interfaces \
+                     (install a JDK to bind it to 127.0.0.1 only)"
+                );
+                args.push("-jar".into());
+                args.push(dir.join("DynamoDBLocal.jar").into());
+            }
+        }
+        for a in ["-inMemory", "-port", &port.to_string(), "-disableTelemetry"] {
+            args.push(a.into());
+        }
+        spawn_watched("DynamoDB Local", &self.java, &args, dir, log)
+    }
+
+    /// DynamoDB Local has no option for its listening address (it takes every interface): a
+    /// small launcher sets 127.0.0.1 on its Jetty connector before starting it. Compiled once
+    /// (per launcher text and DynamoDB Local directory) under `base`; `None` without `javac`.
+    fn compiled_launcher(&self, base: &Path) -> Option<PathBuf> {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in LOOPBACK_LAUNCHER
+            .bytes()
+            .chain(self.dynamodb_dir.to_string_lossy().bytes())
+        {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let dir = base.join(format!("launcher-{hash:016x}"));
+        if dir.join("LoopbackDynamoDbLocal.class").is_file() {
+            return Some(dir);
+        }
+        let tmp = base.join(format!("launcher-{hash:016x}.tmp{}", std::process::id()));
+        let compiled = (|| -> anyhow::Result<()> {
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp)?;
+            let src = tmp.join("LoopbackDynamoDbLocal.java");
+            std::fs::write(&src, LOOPBACK_LAUNCHER)?;
+            let lib = self.dynamodb_dir.join("DynamoDBLocal_lib");
+            let out = Command::new(&self.javac)
+                .arg("-nowarn")
+                .arg("-cp")
+                .arg(format!(
+                    "{}:{}/*",
+                    self.dynamodb_dir.join("DynamoDBLocal.jar").display(),
+                    lib.display()
+                ))
+                .arg("-d")
+                .arg(&tmp)
+                .arg(&src)
+                .stdin(Stdio::null())
+                .output()?;
+            if !out.status.success() {
+                bail!("javac: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            if std::fs::rename(&tmp, &dir).is_err()
+                && !dir.join("LoopbackDynamoDbLocal.class").is_file()
+            {
+                bail!("could not move the compiled launcher to {}", dir.display());
+            }
+            Ok(())
+        })();
+        let _ = std::fs::remove_dir_all(&tmp);
+        match compiled {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "compiling the DynamoDB Local launcher");
+                None
+            }
+        }
+    }
+
+    fn spawn_moto(&self, port: u16, log: &Path) -> anyhow::Result<ManagedProcess> {
+        let args: Vec<OsString> = vec![
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string().into(),
+        ];
+        spawn_watched(
+            "moto_server",
+            &self.moto_server,
+            &args,
+            log.parent().expect("log file has a directory"),
+            log,
+        )
+    }
+}
+
+const LOOPBACK_LAUNCHER: &str = r#"import java.lang.reflect.Field;
+import org.eclipse.jetty.server.Connector;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import software.amazon.dynamodb.services.local.main.ServerRunner;
+import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
+
+/** Starts DynamoDB Local as its ServerRunner does, listening on 127.0.0.1 only. */
+public class LoopbackDynamoDbLocal {
+    public static void main(String[] args) throws Exception {
+        DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(args);
+        if (proxy == null) {
+            System.exit(2);
+        }
+        Field f = DynamoDBProxyServer.class.getDeclaredField("server");
+        f.setAccessible(true);
+        Server server = (Server) f.get(proxy);
+        int n = 0;
+        for (Connector c : server.getConnectors()) {
+            if (c instanceof ServerConnector sc) {
+                sc.setHost("127.0.0.1");
+                n++;
+            }
+        }
+        if (n == 0) {
+            System.err.println("LoopbackDynamoDbLocal: no ServerConnector to bind to 127.0.0.1");
+            System.exit(3);
+        }
+        proxy.start();
+        System.err.println("LoopbackDynamoDbLocal: listening on 127.0.0.1");
+        proxy.join();
+    }
+}
+"#;
+
+/// `$TMPDIR/carrot-local/`, where logs of processes no longer alive are pruned.
+fn log_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join("carrot-local");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if name.ends_with(".log") && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// Binds `N` distinct free loopback ports and releases them.
+fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0"))
+        .collect::<anyhow::Result<_>>()?;
+    let mut ports = [0u16; N];
+    for (p, l) in ports.iter_mut().zip(&listeners) {
+        *p = l.local_addr()?.port();
+    }
+    Ok(ports)
+}
+
+/// A child server process, in its own process group with its watchdog. Dropping it kills
+/// the group.
+#[derive(Debug)]
+struct ManagedProcess {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+/// Runs the server in place of this shell (`exec`), after starting a watchdog subshell that
+/// kills it once the parent process ($1) is gone. `$$` in the subshell is the server's pid.
+const WATCHDOG: &str = r#"parent="$1"; shift
+(
+  while kill -0 "$parent" 2>/dev/null && kill -0 $$ 2>/dev/null; do sleep 0.5; done
+  if kill -0 $$ 2>/dev/null; then
+    kill -TERM $$ 2>/dev/null; sleep 2; kill -KILL $$ 2>/dev/null
+  fi
+) </dev/null &
+exec "$@"
+"#;
+
+fn spawn_watched(
+    name: &'static str,
+    program: &Path,
+    args: &[OsString],
+    cwd: &Path,
+    log: &Path,
+) -> anyhow::Result<ManagedProcess> {
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let err = out.try_clone()?;
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("carrot-local-watchdog")
+        .arg(std::process::id().to_string())
+        .arg(program)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {name} ({})", program.display()))?;
+    Ok(ManagedProcess {
+        name,
+        child,
+        log: log.to_path_buf(),
+    })
+}
+
+impl ManagedProcess {
+    fn log_tail(&self) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        let start = text.len().saturating_sub(2000);
+        let tail = String::from_utf8_lossy(&text[start..]);
+        format!(
+            "{} (log {}):\n{}",
+            self.name,
+            self.log.display(),
+            tail.trim_end()
+        )
+    }
+}
+
+impl Drop for ManagedProcess {
+    fn drop(&mut self) {
+        // Both servers keep everything in memory: nothing to lose with SIGKILL.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server exited before answering (e.g. its port was taken).
+#[derive(Debug)]
+struct ExitedEarly;
+
+impl std::fmt::Display for ExitedEarly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server exited during start-up")
+    }
+}
+
+impl std::error::Error for ExitedEarly {}
+
+async fn wait_ready(p: &mut ManagedProcess, port: u16, deadline: Instant) -> anyhow::Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        if let Some(status) = p.child.try_wait()? {
+            return Err(anyhow::Error::new(ExitedEarly).context(format!(
+                "{} exited ({status}) before answering on {addr}; {}",
+                p.name,
+                p.log_tail()
+            )));
+        }
+        if answers_http(addr).await {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} did not answer on {addr} in time; {}",
+                p.name,
+                p.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether something at `addr` answers an HTTP request with an HTTP response.
+async fn answers_http(addr: SocketAddr) -> bool {
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = [0u8; 8];
+        s.read_exact(&mut buf).await.ok()?;
+        buf.starts_with(b"HTTP/").then_some(())
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_only_endpoints() {
+        assert_eq!(
+            loopback_endpoint("http://127.0.0.1:8000/").unwrap(),
+            "http://127.0.0.1:8000"
+        );
+        assert!(loopback_endpoint("http://localhost:8000").is_ok());
+        assert!(loopback_endpoint("http://10.0.0.1:8000").is_err());
+        assert!(loopback_endpoint("https://example.com").is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        let p = Resources::unique_prefix("t");
+        assert!(p.starts_with("t-") && p.len() == 10, "{p}");
+        assert_ne!(p, Resources::unique_prefix("t"));
+        assert!(validate_prefix(&p).is_ok());
+        assert!(validate_prefix("bad prefix").is_err());
+        assert!(validate_prefix("").is_err());
+    }
+
+    async fn stack() -> &'static LocalStack {
+        LocalStack::start_or_reuse()
+            .await
+            .expect("local stack starts (run `bash scripts/setup-local.sh` first)")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn provision_creates_template_resources_and_cleanup_removes_them() {
+        let stack = stack().await;
+        eprintln!("stack start-up: {:?}", stack.startup_duration());
+        let res = stack
+            .provision(&Resources::unique_prefix("stack"))
+            .await
+            .unwrap();
+
+        let ddb = stack.dynamodb_client();
+        let t = ddb
+            .describe_table()
+            .table_name(res.table())
+            .send()
+            .await
+            .unwrap()
+            .table
+            .unwrap();
+        assert_eq!(t.table_name(), Some(res.table()));
+        let keys: Vec<_> = t
+            .key_schema()
+            .iter()
+            .map(|k| {
+                (
+                    k.attribute_name().to_string(),
+                    k.key_type().as_str().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("pk".to_string(), "HASH".to_string()),
+                ("sk".to_string(), "RANGE".to_string())
+            ]
+        );
+        assert_eq!(
+            t.billing_mode_summary()
+                .and_then(|b| b.billing_mode())
+                .map(|b| b.as_str()),
+            Some("PAY_PER_REQUEST")
+        );
+
+        // A client built from the shared SdkConfig alone reaches DynamoDB Local...
+        let from_cfg = aws_sdk_dynamodb::Client::new(&stack.sdk_config());
+        let names = from_cfg.list_tables().send().await.unwrap();
+        assert!(names.table_names().iter().any(|n| n == res.table()));
+        // ...and SQS goes to moto.
+        let sqs_cfg = aws_sdk_sqs::Client::new(&stack.sdk_config());
+        let urls = sqs_cfg
+            .list_queues()
+            .queue_name_prefix(res.prefix())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(urls.queue_urls().len(), 2);
+
+        let sqs = stack.sqs_client();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(res.events_queue_url())
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        let policy: serde_json::Value =
+            serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+        assert_eq!(policy["deadLetterTargetArn"], res.events_dlq_arn());
+        assert_eq!(policy["maxReceiveCount"].as_u64(), Some(5));
+        let tmpl = res.template().queue("EventsQueue").unwrap();
+        assert_eq!(
+            attrs[&QueueAttributeName::VisibilityTimeout],
+            tmpl.visibility_timeout_secs.to_string()
+        );
+        assert!(res.events_dlq_url().contains(res.prefix()));
+
+        // Environment of a function, resolved against the created resources.
+        let env = res.function_environment("AwardFunction");
+        assert_eq!(env.get("TABLE_NAME").map(String::as_str), Some(res.table()));
+
+        // Secrets Manager answers too.
+        stack
+            .secrets_client()
+            .list_secrets()
+            .send()
+            .await
+            .expect("moto Secrets Manager answers");
+
+        res.cleanup().await.unwrap();
+        let gone = ddb.describe_table().table_name(res.table()).send().await;
+        assert!(gone.is_err(), "table deleted");
+        let left = sqs
+            .list_queues()
+            .queue_name_prefix(res.prefix())
+            .send()
+            .await
+            .unwrap();
+        assert!(left.queue_urls().is_empty(), "queues deleted: {left:?}");
+        // A second cleanup is harmless.
+        res.cleanup().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_prefixes_do_not_collide() {
+        let stack = stack().await;
+        let a = stack.provision(&Resources::unique_prefix("par")).await;
+        let b = stack.provision(&Resources::unique_prefix("par")).await;
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_ne!(a.table(), b.table());
+        assert_ne!(a.events_queue_url(), b.events_queue_url());
+        a.cleanup().await.unwrap();
+        b.cleanup().await.unwrap();
+    }
+}
