@@ -26,7 +26,7 @@ pub struct Problem {
     pub detail: String,
     pub errors: Vec<FieldError>,
     /// Extra members (for example the per-event results of a batch).
-    pub extra: Option<(&'static str, Value)>,
+    pub extra: Option<Box<(&'static str, Value)>>,
 }
 
 impl Problem {
@@ -73,7 +73,7 @@ impl Problem {
     }
 
     pub fn with(mut self, name: &'static str, value: Value) -> Self {
-        self.extra = Some((name, value));
+        self.extra = Some(Box::new((name, value)));
         self
     }
 
@@ -87,7 +87,8 @@ impl Problem {
         if !self.errors.is_empty() {
             body["errors"] = json!(self.errors);
         }
-        if let Some((name, value)) = self.extra {
+        if let Some(extra) = self.extra {
+            let (name, value) = *extra;
             body[name] = value;
         }
         respond(self.status, "application/problem+json", body.to_string())

@@ -3,22 +3,18 @@
 
 use crate::runner::{
     BoxFut, HttpApiServer, HttpHandler, SqsEventSource, SqsEventSourceOptions, SqsHandler,
+    http_request,
 };
 use crate::stack::{LocalStack, Resources};
 use admin::Admin;
 use anyhow::Context;
 use award::Award;
-use bytes::Bytes;
 use carrot::adapters::clock::SystemClock;
 use carrot::adapters::dynamo::{CachedPrograms, DynamoStore};
 use carrot::adapters::secrets::SecretsKeyStore;
 use carrot::adapters::sqs::SqsEventQueue;
 use carrot::domain::signature::sign;
 use carrot::http::{KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use ingest::Ingest;
 use rand::Rng;
 use serde_json::Value;
@@ -137,7 +133,6 @@ impl Deployment {
             base_url: self.api.base_url(),
             key_id: key_id.to_owned(),
             secret: secret.to_owned(),
-            http: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
 
@@ -202,7 +197,6 @@ pub struct ApiClient {
     base_url: String,
     key_id: String,
     secret: String,
-    http: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl ApiClient {
@@ -264,32 +258,20 @@ impl ApiClient {
         body: Vec<u8>,
         headers: &[(&str, String)],
     ) -> anyhow::Result<Response> {
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base_url));
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let response = self
-            .http
-            .request(request.body(Full::new(Bytes::from(body)))?)
-            .await?;
-        let status = response.status().as_u16();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let url = format!("{}{path}", self.base_url);
+        let response = http_request(method, &url, &headers, body).await?;
         let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
+            .header("content-type")
             .unwrap_or_default()
             .to_owned();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        let body = if bytes.is_empty() {
+        let body = if response.body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .with_context(|| format!("response body {:?}", String::from_utf8_lossy(&bytes)))?
+            response.json()?
         };
         Ok(Response {
-            status,
+            status: response.status,
             content_type,
             body,
         })
@@ -311,7 +293,11 @@ pub fn item_size(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>
     use aws_sdk_dynamodb::types::AttributeValue as V;
     fn number(text: &str) -> usize {
         let digits = text.trim_start_matches('-').replace('.', "");
-        let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+        let significant = digits
+            .trim_start_matches('0')
+            .trim_end_matches('0')
+            .len()
+            .max(1);
         significant.div_ceil(2) + 1
     }
     fn value(v: &V) -> usize {
@@ -323,7 +309,12 @@ pub fn item_size(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>
             V::Ss(items) => items.iter().map(String::len).sum(),
             V::Ns(items) => items.iter().map(|n| number(n)).sum(),
             V::L(items) => 3 + items.iter().map(|v| 1 + value(v)).sum::<usize>(),
-            V::M(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>(),
+            V::M(map) => {
+                3 + map
+                    .iter()
+                    .map(|(k, v)| 1 + k.len() + value(v))
+                    .sum::<usize>()
+            }
             _ => 0,
         }
     }

@@ -10,6 +10,7 @@
 //!   the visibility timeout and the queue's redrive policy moves them to the dead-letter queue
 //!   (moto implements redrive).
 
+use base64::Engine;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -569,68 +570,12 @@ fn random_id() -> String {
     format!("{a:032x}")
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding.
-pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(B64[(n >> 18) as usize & 63] as char);
-        out.push(B64[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            B64[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            B64[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
+fn base64_encode(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Standard base64 (padding optional, whitespace ignored); `None` when invalid.
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    let mut padding = false;
-    for c in s.bytes() {
-        if c.is_ascii_whitespace() {
-            continue;
-        }
-        if c == b'=' {
-            padding = true;
-            continue;
-        }
-        if padding {
-            return None;
-        }
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 // ============================================================================ SQS source
@@ -653,7 +598,8 @@ pub struct SqsEventSourceOptions {
     /// An invocation running longer fails (the whole batch is retried), like a Lambda timeout.
     pub handler_timeout: Option<Duration>,
     /// Fault injection: this fraction (0.0..=1.0) of the messages a batch handled successfully
-    /// is not deleted, so SQS delivers them again (a crash after processing).
+    /// on their first delivery is not deleted, so SQS delivers them again (a crash after
+    /// processing). Redeliveries are deleted, so the fault never pushes a message to the DLQ.
     pub skip_delete_ratio: f64,
     /// `awsRegion` of the records.
     pub aws_region: String,
@@ -954,12 +900,18 @@ impl Poller {
     }
 
     async fn handle_batch(&self, messages: Vec<aws_sdk_sqs::types::Message>) {
-        let receipts: Vec<(String, String)> = messages
+        // (message id, receipt handle, first delivery?)
+        let receipts: Vec<(String, String, bool)> = messages
             .iter()
             .map(|m| {
+                let receive_count = m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .map_or("1", String::as_str);
                 (
                     m.message_id().unwrap_or_default().to_string(),
                     m.receipt_handle().unwrap_or_default().to_string(),
+                    receive_count == "1",
                 )
             })
             .collect();
@@ -1010,7 +962,7 @@ impl Poller {
             }
         };
 
-        let ids: HashSet<&str> = receipts.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: HashSet<&str> = receipts.iter().map(|(id, _, _)| id.as_str()).collect();
         let mut failed: HashSet<String> = HashSet::new();
         if self.report_failures {
             for f in &response.batch_item_failures {
@@ -1033,11 +985,14 @@ impl Poller {
             .fetch_add(failed.len() as u64, Ordering::SeqCst);
 
         let mut to_delete = Vec::new();
-        for (i, (id, receipt)) in receipts.iter().enumerate() {
+        for (i, (id, receipt, first_delivery)) in receipts.iter().enumerate() {
             if failed.contains(id) {
                 continue;
             }
-            if self.skip_delete_ratio > 0.0 && rand::random::<f64>() < self.skip_delete_ratio {
+            if *first_delivery
+                && self.skip_delete_ratio > 0.0
+                && rand::random::<f64>() < self.skip_delete_ratio
+            {
                 self.counters.skipped_deletes.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
@@ -1149,26 +1104,6 @@ mod tests {
     use crate::stack::LocalStack;
     use aws_lambda_events::sqs::BatchItemFailure;
     use std::sync::Mutex;
-
-    #[test]
-    fn base64_round_trip() {
-        for data in [
-            &b""[..],
-            b"f",
-            b"fo",
-            b"foo",
-            b"foob",
-            b"fooba",
-            b"foobar",
-            &[0xff, 0xfe, 0x00, 0x80],
-        ] {
-            let e = base64_encode(data);
-            assert_eq!(base64_decode(&e).unwrap(), data, "{e}");
-        }
-        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert!(base64_decode("Zm9v!").is_none());
-    }
 
     fn echo_handler(name: &'static str) -> HttpHandler {
         http_handler(move |req: ApiGatewayV2httpRequest| async move {

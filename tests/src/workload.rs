@@ -150,10 +150,10 @@ pub fn month_of_events(
             at(rng, day)
         };
         let push = |events: &mut Vec<Value>,
-                        id: String,
-                        kind: &str,
-                        when: jiff::Timestamp,
-                        attributes: Value| {
+                    id: String,
+                    kind: &str,
+                    when: jiff::Timestamp,
+                    attributes: Value| {
             events.push(json!({
                 "id": id, "participant": rep.id, "type": kind,
                 "occurred_at": when.to_zoned(zone.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),

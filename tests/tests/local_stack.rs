@@ -5,6 +5,7 @@
 use anyhow::Context;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::sqs::SqsEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
 use carrot::adapters::clock::SystemClock;
 use carrot::adapters::dynamo::{CachedPrograms, DynamoStore};
 use carrot::domain::ledger::EntryStatus;
@@ -12,7 +13,6 @@ use carrot::domain::signature::sign;
 use carrot::http::{KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use carrot::ports::{MonthStats, StatsReader};
 use carrot::service::award::{Outcome, award_message};
-use aws_sdk_dynamodb::types::AttributeValue;
 use carrot_local::deployment::{ApiClient, Deployment, item_size};
 use carrot_local::runner::SqsEventSourceOptions;
 use carrot_local::stack::LocalStack;
@@ -129,7 +129,7 @@ async fn ten_thousand_events_with_duplicates_reversals_and_late_enrolment_are_aw
         admin,
         ..
     } = setup("replay", options(2, 0.2)).await?;
-    let reps = roster(420, 7);
+    let reps = roster(480, 7);
     let first_day = jiff::civil::date(2026, 10, 1);
     let zone = jiff::tz::TimeZone::get("Europe/Stockholm")?;
     let mut unique = month_of_events(&reps, first_day, &zone, 0.12, 11);
@@ -532,7 +532,10 @@ async fn write_units_per_awarded_event_and_per_duplicate() -> anyhow::Result<()>
     );
     assert_eq!(award_wcu, 6, "three items under 1 KB each");
     assert!(awarded.write_units > 0.0, "{awarded:?}");
-    assert_eq!(duplicate.write_units, 0.0, "a duplicate writes nothing: {duplicate:?}");
+    assert_eq!(
+        duplicate.write_units, 0.0,
+        "a duplicate writes nothing: {duplicate:?}"
+    );
     assert!(deal.write_units > 0.0, "{deal:?}");
     deployment.stop().await
 }
