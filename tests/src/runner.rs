@@ -1510,7 +1510,10 @@ mod tests {
         }
         let stats = source.stats();
         source.shutdown().await;
-        assert_eq!((stats.received, stats.skipped_deletes, stats.deleted), (2, 1, 1));
+        assert_eq!(
+            (stats.received, stats.skipped_deletes, stats.deleted),
+            (2, 1, 1)
+        );
         res.cleanup().await.unwrap();
     }
 }
