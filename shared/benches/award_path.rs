@@ -5,6 +5,7 @@ use carrot::domain::envelope::parse_event;
 use carrot::domain::ledger::plan;
 use carrot::domain::program::Program;
 use carrot::domain::queued::QueuedEvent;
+use carrot::http::Caller;
 use carrot::ports::{EventQueue, PortError, QueueMessage};
 use carrot::service::ingest::ingest;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -57,6 +58,10 @@ fn bench(c: &mut Criterion) {
 
     let batch =
         serde_json::to_vec(&json!({"events": (0..500).map(contract).collect::<Vec<_>>()})).unwrap();
+    let caller = Caller {
+        key_id: "acme-crm".into(),
+        program: "acme".into(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -65,7 +70,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("validate and encode a 500-event batch", |b| {
         b.iter(|| {
             let report = runtime
-                .block_on(ingest(&AcceptingQueue, "acme", black_box(&batch), now))
+                .block_on(ingest(&AcceptingQueue, &caller, black_box(&batch), now))
                 .unwrap();
             assert_eq!(report.accepted, 500);
         })

@@ -30,7 +30,7 @@ impl<K: KeyStore, Q: EventQueue, C: Clock> Ingest<K, Q, C> {
         let now = self.clock.now();
         let body = body_bytes(request)?;
         let caller = authenticate(&self.keys, request, &body, now, SCOPE).await?;
-        let report = ingest(&self.queue, &caller.program, &body, now).await?;
+        let report = ingest(&self.queue, &caller, &body, now).await?;
         Ok(json_response(202, &report))
     }
 }

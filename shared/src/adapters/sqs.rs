@@ -25,103 +25,86 @@ impl SqsEventQueue {
             queue_url: queue_url.into(),
         }
     }
-}
 
-/// Sends one SQS batch; entries SQS refused for its own reasons are tried once more.
-async fn send_batch(
-    client: Client,
-    queue_url: String,
-    batch: Vec<QueueMessage>,
-) -> Vec<Result<(), PortError>> {
-    let mut results: Vec<Result<(), PortError>> =
-        vec![Err(PortError::Transient("not sent".into())); batch.len()];
-    let mut pending: Vec<usize> = (0..batch.len()).collect();
-    for _ in 0..2 {
-        if pending.is_empty() {
-            break;
-        }
-        let entries = pending
-            .iter()
-            .map(|&i| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(&batch[i].body)
-                    .build()
-                    .expect("id and body are set")
-            })
-            .collect();
-        let output = match client
-            .send_message_batch()
-            .queue_url(&queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error) => {
-                let error = port_error(error);
-                for &i in &pending {
-                    results[i] = Err(error.clone());
+    /// Sends one SQS batch; entries SQS refused for its own reasons are tried once more.
+    async fn send_batch(&self, batch: &[&QueueMessage]) -> Vec<Result<(), PortError>> {
+        let mut results: Vec<Result<(), PortError>> =
+            vec![Err(PortError::Transient("not sent".into())); batch.len()];
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        for _ in 0..2 {
+            if pending.is_empty() {
+                break;
+            }
+            let entries = pending
+                .iter()
+                .map(|&i| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(&batch[i].body)
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            let output = match self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(output) => output,
+                Err(error) => {
+                    let error = port_error(error);
+                    for &i in &pending {
+                        results[i] = Err(error.clone());
+                    }
+                    return results;
                 }
-                return results;
+            };
+            for ok in output.successful() {
+                if let Ok(i) = ok.id().parse::<usize>() {
+                    results[i] = Ok(());
+                }
             }
-        };
-        for ok in output.successful() {
-            if let Ok(i) = ok.id().parse::<usize>() {
-                results[i] = Ok(());
-            }
-        }
-        pending.clear();
-        for failed in output.failed() {
-            if let Ok(i) = failed.id().parse::<usize>() {
-                let message = format!(
-                    "{}: {}",
-                    failed.code(),
-                    failed.message().unwrap_or_default()
-                );
-                if failed.sender_fault() {
-                    results[i] = Err(PortError::Permanent(message));
-                } else {
-                    results[i] = Err(PortError::Transient(message));
-                    pending.push(i);
+            pending.clear();
+            for failed in output.failed() {
+                if let Ok(i) = failed.id().parse::<usize>() {
+                    let message = format!(
+                        "{}: {}",
+                        failed.code(),
+                        failed.message().unwrap_or_default()
+                    );
+                    if failed.sender_fault() {
+                        results[i] = Err(PortError::Permanent(message));
+                    } else {
+                        results[i] = Err(PortError::Transient(message));
+                        pending.push(i);
+                    }
                 }
             }
         }
+        results
     }
-    results
 }
 
 impl EventQueue for SqsEventQueue {
-    /// Groups the messages into SQS batches (10 entries, 256 KB) and sends the batches
-    /// concurrently, so a 500-event request costs one round trip of latency, not fifty.
     async fn send(&self, messages: &[QueueMessage]) -> Vec<Result<(), PortError>> {
-        let mut batches: Vec<Vec<QueueMessage>> = Vec::new();
+        let mut results = Vec::with_capacity(messages.len());
+        let mut batch: Vec<&QueueMessage> = Vec::new();
         let mut batch_bytes = 0;
         for message in messages {
-            match batches.last_mut() {
-                Some(batch)
-                    if batch.len() < MAX_ENTRIES
-                        && batch_bytes + message.body.len() <= MAX_BATCH_BYTES =>
-                {
-                    batch.push(message.clone());
-                }
-                _ => {
-                    batch_bytes = 0;
-                    batches.push(vec![message.clone()]);
-                }
+            if batch.len() == MAX_ENTRIES || batch_bytes + message.body.len() > MAX_BATCH_BYTES {
+                results.extend(self.send_batch(&batch).await);
+                batch.clear();
+                batch_bytes = 0;
             }
             batch_bytes += message.body.len();
+            batch.push(message);
         }
-        let mut sending = tokio::task::JoinSet::new();
-        for (index, batch) in batches.into_iter().enumerate() {
-            let (client, queue_url) = (self.client.clone(), self.queue_url.clone());
-            sending.spawn(async move { (index, send_batch(client, queue_url, batch).await) });
+        if !batch.is_empty() {
+            results.extend(self.send_batch(&batch).await);
         }
-        let mut sent = Vec::new();
-        while let Some(joined) = sending.join_next().await {
-            sent.push(joined.expect("a send task never panics"));
-        }
-        sent.sort_by_key(|(index, _)| *index);
-        sent.into_iter().flat_map(|(_, results)| results).collect()
+        results
     }
 }

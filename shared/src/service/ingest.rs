@@ -4,7 +4,7 @@ use crate::domain::envelope::parse_event;
 use crate::domain::error::FieldError;
 use crate::domain::money::json_kind;
 use crate::domain::queued::QueuedEvent;
-use crate::http::Problem;
+use crate::http::{Caller, Problem};
 use crate::ports::{EventQueue, QueueMessage};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -138,7 +138,7 @@ fn events_of(body: &[u8]) -> Result<Vec<(String, Value)>, Problem> {
 /// failed for any (posting the same request again is safe).
 pub async fn ingest<Q: EventQueue>(
     queue: &Q,
-    program: &str,
+    caller: &Caller,
     body: &[u8],
     now: Timestamp,
 ) -> Result<IngestReport, Problem> {
@@ -155,7 +155,7 @@ pub async fn ingest<Q: EventQueue>(
             }
             Ok(event) => {
                 let queued = QueuedEvent {
-                    program: program.to_owned(),
+                    program: caller.program.clone(),
                     received_at: now,
                     event,
                 };
@@ -195,7 +195,8 @@ pub async fn ingest<Q: EventQueue>(
     report.rejected = report.count(EventStatus::Rejected);
     report.not_queued = report.count(EventStatus::NotQueued);
     tracing::info!(
-        program,
+        program = %caller.program,
+        key = %caller.key_id,
         accepted = report.accepted,
         duplicates_in_batch = report.duplicates_in_batch,
         rejected = report.rejected,
