@@ -631,6 +631,20 @@ async fn sample_events_drive_the_handlers() -> anyhow::Result<()> {
     let months = deployment.store.months(PROGRAM, "rep-anna").await?;
     assert_eq!(months.len(), 1);
     assert_eq!(months[0].login_days, BTreeSet::from([3]));
+    // An update that leaves the phone out removes it; balance and enrolment date stay.
+    let mut without_phone: Value = serde_json::from_str(enrol.body.as_deref().unwrap())?;
+    without_phone.as_object_mut().unwrap().remove("phone");
+    assert_eq!(admin.enrol("rep-anna", &without_phone).await?.status, 200);
+    let updated = deployment
+        .store
+        .participant(PROGRAM, "rep-anna")
+        .await?
+        .unwrap();
+    assert_eq!(updated.profile.phone, None);
+    assert_eq!(
+        (updated.balance, &updated.enrolled_at),
+        (state.balance, &state.enrolled_at)
+    );
     deployment.stop().await
 }
 

@@ -385,20 +385,15 @@ impl EnrolmentStore for DynamoStore {
             "balance = if_not_exists(balance, :zero)".to_owned(),
         ];
         let mut removes = Vec::new();
-        for (i, (name, value)) in fields.into_iter().enumerate() {
+        for (i, (name, value)) in fields.iter().enumerate() {
             sets.push(format!("#f{i} = :f{i}"));
             update = update
-                .expression_attribute_names(format!("#f{i}"), name)
-                .expression_attribute_values(format!(":f{i}"), value);
+                .expression_attribute_names(format!("#f{i}"), name.clone())
+                .expression_attribute_values(format!(":f{i}"), value.clone());
         }
         // Optional fields left out of an update are removed, so the profile is what was sent.
-        for (i, optional) in ["phone", "region", "manager"].into_iter().enumerate() {
-            let present = match optional {
-                "phone" => profile.phone.is_some(),
-                "region" => profile.region.is_some(),
-                _ => profile.manager.is_some(),
-            };
-            if !present {
+        for (i, optional) in Profile::OPTIONAL_FIELDS.into_iter().enumerate() {
+            if !fields.contains_key(optional) {
                 removes.push(format!("#r{i}"));
                 update = update.expression_attribute_names(format!("#r{i}"), optional);
             }

@@ -45,6 +45,9 @@ const PROFILE_FIELDS: [&str; 10] = [
 ];
 
 impl Profile {
+    /// The fields a profile may leave out; an update that leaves one out removes it.
+    pub const OPTIONAL_FIELDS: [&str; 3] = ["phone", "region", "manager"];
+
     /// Validates an enrolment body, reporting every error with its path.
     pub fn from_json(value: &Value) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::default();
