@@ -1,6 +1,7 @@
 //! The ports: one small trait per capability a function needs, so each function gets only
 //! the reader or writer it uses (and IAM to match). Adapters live in `crate::adapters`.
 
+use crate::domain::counters::MonthStats;
 use crate::domain::ledger::{EventRecord, Plan};
 use crate::domain::participant::Profile;
 use crate::domain::program::Program;
@@ -183,17 +184,6 @@ pub struct ParticipantState {
     pub status: String,
     pub enrolled_at: String,
     pub balance: i64,
-}
-
-/// One participant-month of counters. Quarters and years are sums of their months.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct MonthStats {
-    pub month: String,
-    pub points: i64,
-    /// Days of the month (1..=31) with at least one login.
-    pub login_days: std::collections::BTreeSet<u8>,
-    /// Events counted per type.
-    pub counts: std::collections::BTreeMap<String, i64>,
 }
 
 pub trait StatsReader: Send + Sync {

@@ -4,12 +4,13 @@
 
 use super::cache::TtlCache;
 use super::port_error;
+use crate::domain::counters::MonthStats;
 use crate::domain::ledger::{EntryStatus, EventRecord, MonthDelta, Plan};
 use crate::domain::participant::Profile;
 use crate::domain::program::Program;
 use crate::ports::{
-    AwardStore, Consumed, EnrolmentStore, Loaded, MonthStats, ParkedEvent, ParticipantState,
-    PortError, ProgramReader, ProgramWriter, StatsReader,
+    AwardStore, Consumed, EnrolmentStore, Loaded, ParkedEvent, ParticipantState, PortError,
+    ProgramReader, ProgramWriter, StatsReader,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;

@@ -1,5 +1,6 @@
 //! The pure domain: no AWS types, no I/O. Everything here is deterministic given its inputs.
 
+pub mod counters;
 pub mod envelope;
 pub mod error;
 pub mod ledger;

@@ -4,6 +4,7 @@
 //! what happened.
 
 use anyhow::Context;
+use carrot::domain::counters::PeriodTotals;
 use carrot::ports::StatsReader;
 use carrot_local::deployment::Deployment;
 use carrot_local::runner::SqsEventSourceOptions;
@@ -181,6 +182,7 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
     );
 
     let store = &deployment.store;
+    let month = first_day.strftime("%Y-%m").to_string();
     let mut rows = Vec::new();
     let (mut entries, mut clawed_back) = (0usize, 0i64);
     for rep in &reps {
@@ -196,7 +198,7 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
             .map(|r| -r.points)
             .sum::<i64>();
         let months = store.months(PROGRAM, &rep.id).await?;
-        let login_days: usize = months.iter().map(|m| m.login_days.len()).sum();
+        let login_days = PeriodTotals::of(&month, &months).login_days;
         rows.push((state.balance, login_days, rep, state.profile.name));
     }
     let ignored_reposts = accepted - entries as u64;
