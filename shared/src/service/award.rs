@@ -1,11 +1,19 @@
 //! Award: turn one queued event into exactly one effect on the ledger.
 
 use crate::domain::ledger::{Plan, plan};
+use crate::domain::program::Program;
 use crate::domain::queued::QueuedEvent;
 use crate::ports::{AwardStore, Clock, Consumed, PortError, ProgramReader};
 
-/// How often a plan is re-made when a concurrent writer changed the state under it.
-const ATTEMPTS: usize = 4;
+/// How often a plan is re-made when a concurrent writer changed the state under it, or a
+/// transient failure (a transaction conflict, throttling) is retried in place. Past that the
+/// message is reported failed and SQS redelivers it.
+const ATTEMPTS: u32 = 5;
+
+/// Backoff before attempt `n` after a transient failure: 10, 20, 40, 80 ms.
+fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(10 << attempt.min(6))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -52,52 +60,59 @@ pub async fn award_message<S: AwardStore, P: ProgramReader, C: Clock>(
     let ids: Vec<&str> = std::iter::once(event.id.as_str())
         .chain(event.reverses())
         .collect();
-    let mut consumed = Consumed::default();
-    for _ in 0..ATTEMPTS {
-        let loaded = store.load(&program.id, &event.participant, &ids).await?;
-        consumed += loaded.consumed;
-        if !loaded.enrolled {
-            match store
-                .park(
-                    &program.id,
-                    &event.participant,
-                    &event.id,
-                    message,
-                    clock.now(),
-                )
-                .await
-            {
-                Ok(used) => {
-                    consumed += used;
-                    return Ok((Outcome::Parked, consumed));
-                }
-                Err(PortError::ConditionFailed) => continue, // enrolled meanwhile
-                Err(other) => return Err(other.into()),
+    for attempt in 0..ATTEMPTS {
+        match attempt_once(store, &program, &queued, message, clock, &ids).await {
+            Ok(done) => return Ok(done),
+            // Another delivery or an enrolment changed the state: decide again.
+            Err(PortError::ConditionFailed) => {}
+            Err(PortError::Transient(_)) if attempt + 1 < ATTEMPTS => {
+                tokio::time::sleep(backoff(attempt)).await;
             }
-        }
-        let own = loaded.record(&event.id);
-        let original = event.reverses().and_then(|id| loaded.record(id));
-        let plan = plan(&program, event, queued.received_at, own, original);
-        let outcome = match &plan {
-            Plan::Duplicate => return Ok((Outcome::Duplicate, consumed)),
-            Plan::Award { record, .. } => Outcome::Awarded {
-                points: record.points,
-            },
-            Plan::Reverse { reversal, .. } => Outcome::Reversed {
-                points: reversal.points,
-            },
-            Plan::ReverseBeforeOriginal { .. } => Outcome::ReversalAwaitingOriginal,
-            Plan::ArriveCancelled { .. } => Outcome::ArrivedCancelled,
-            Plan::IgnoreReversal { .. } => Outcome::ReversalIgnored,
-        };
-        match store.commit(&program.id, &event.participant, &plan).await {
-            Ok(used) => {
-                consumed += used;
-                return Ok((outcome, consumed));
-            }
-            Err(PortError::ConditionFailed) => continue, // another delivery got there first
             Err(other) => return Err(other.into()),
         }
     }
     Err(AwardError::Contended)
+}
+
+/// Loads, plans and commits once; `ConditionFailed` means the state moved under the plan.
+async fn attempt_once<S: AwardStore, C: Clock>(
+    store: &S,
+    program: &Program,
+    queued: &QueuedEvent,
+    message: &str,
+    clock: &C,
+    ids: &[&str],
+) -> Result<(Outcome, Consumed), PortError> {
+    let event = &queued.event;
+    let loaded = store.load(&program.id, &event.participant, ids).await?;
+    let mut consumed = loaded.consumed;
+    if !loaded.enrolled {
+        consumed += store
+            .park(
+                &program.id,
+                &event.participant,
+                &event.id,
+                message,
+                clock.now(),
+            )
+            .await?;
+        return Ok((Outcome::Parked, consumed));
+    }
+    let own = loaded.record(&event.id);
+    let original = event.reverses().and_then(|id| loaded.record(id));
+    let plan = plan(program, event, queued.received_at, own, original);
+    let outcome = match &plan {
+        Plan::Duplicate => return Ok((Outcome::Duplicate, consumed)),
+        Plan::Award { record, .. } => Outcome::Awarded {
+            points: record.points,
+        },
+        Plan::Reverse { reversal, .. } => Outcome::Reversed {
+            points: reversal.points,
+        },
+        Plan::ReverseBeforeOriginal { .. } => Outcome::ReversalAwaitingOriginal,
+        Plan::ArriveCancelled { .. } => Outcome::ArrivedCancelled,
+        Plan::IgnoreReversal { .. } => Outcome::ReversalIgnored,
+    };
+    consumed += store.commit(&program.id, &event.participant, &plan).await?;
+    Ok((outcome, consumed))
 }

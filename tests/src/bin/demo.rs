@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use carrot::domain::counters::PeriodTotals;
+use carrot::domain::ledger::EntryStatus;
 use carrot::ports::StatsReader;
 use carrot_local::deployment::Deployment;
 use carrot_local::runner::SqsEventSourceOptions;
@@ -184,7 +185,7 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
     let store = &deployment.store;
     let month = first_day.strftime("%Y-%m").to_string();
     let mut rows = Vec::new();
-    let (mut entries, mut clawed_back) = (0usize, 0i64);
+    let (mut entries, mut clawed_back, mut cancelled_first) = (0usize, 0usize, 0usize);
     for rep in &reps {
         let state = store
             .participant(PROGRAM, &rep.id)
@@ -192,19 +193,35 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
             .context("enrolled")?;
         let ledger = store.ledger(PROGRAM, &rep.id).await?;
         entries += ledger.len();
+        let ledger_sum: i64 = ledger.iter().map(|r| r.points).sum();
+        anyhow::ensure!(
+            ledger_sum == state.balance,
+            "{}: the ledger sums to {ledger_sum}, the balance is {}",
+            rep.id,
+            state.balance
+        );
         clawed_back += ledger
             .iter()
-            .filter(|r| r.points < 0)
-            .map(|r| -r.points)
-            .sum::<i64>();
+            .filter(|r| r.status == EntryStatus::Reversed)
+            .count();
+        cancelled_first += ledger
+            .iter()
+            .filter(|r| r.status == EntryStatus::Cancelled)
+            .count();
         let months = store.months(PROGRAM, &rep.id).await?;
         let login_days = PeriodTotals::of(&month, &months).login_days;
         rows.push((state.balance, login_days, rep, state.profile.name));
     }
+    // Every distinct event accepted has exactly one ledger entry: none lost, none doubled.
+    anyhow::ensure!(
+        entries == events.len(),
+        "{entries} ledger entries for {} distinct accepted events",
+        events.len()
+    );
     let ignored_reposts = accepted - entries as u64;
     rows.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
     println!(
-        "8. Ledger: {entries} entries, each naming its event and rule version; {ignored_reposts} re-posted events changed nothing; {clawed_back} points clawed back by cancellations"
+        "8. Ledger: {entries} entries, one per distinct event, each naming its rule version and summing to its rep's balance; {ignored_reposts} re-posted events changed nothing; {clawed_back} awards clawed back by a later cancellation, {cancelled_first} cancelled before they arrived (earned nothing)"
     );
     println!(
         "\n   Top 10 reps                       distributor       location                  points  login days"
