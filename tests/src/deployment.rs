@@ -3,7 +3,7 @@
 
 use crate::runner::{
     BoxFut, HttpApiServer, HttpHandler, SqsEventSource, SqsEventSourceOptions, SqsHandler,
-    http_request,
+    http_request, queue_counts,
 };
 use crate::stack::{LocalStack, Resources};
 use admin::Admin;
@@ -138,23 +138,7 @@ impl Deployment {
 
     /// Messages waiting or in flight on a queue.
     pub async fn queue_depth(&self, queue_url: &str) -> anyhow::Result<u64> {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        let output = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(A::ApproximateNumberOfMessages)
-            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await?;
-        let attributes = output.attributes().cloned().unwrap_or_default();
-        let count = |name: A| {
-            attributes
-                .get(&name)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        Ok(count(A::ApproximateNumberOfMessages) + count(A::ApproximateNumberOfMessagesNotVisible))
+        Ok(queue_counts(&self.sqs, queue_url).await?.iter().sum())
     }
 
     /// Every item in the table (test assertions on "nothing was written").
@@ -182,6 +166,24 @@ impl Deployment {
         self.api.shutdown();
         self.resources.cleanup().await
     }
+}
+
+/// The headers a CRM sends: `body` signed by `secret` at `timestamp` (Unix seconds).
+pub fn signed_headers(
+    key_id: &str,
+    secret: &str,
+    timestamp: i64,
+    body: &[u8],
+    content_type: &str,
+) -> [(&'static str, String); 4] {
+    let timestamp = timestamp.to_string();
+    let signature = sign(secret.as_bytes(), &timestamp, body);
+    [
+        ("content-type", content_type.to_owned()),
+        (KEY_HEADER, key_id.to_owned()),
+        (TIMESTAMP_HEADER, timestamp),
+        (SIGNATURE_HEADER, signature),
+    ]
 }
 
 /// An HTTP response as a CRM sees it.
@@ -239,14 +241,8 @@ impl ApiClient {
         body: Vec<u8>,
         content_type: &str,
     ) -> anyhow::Result<Response> {
-        let timestamp = jiff::Timestamp::now().as_second().to_string();
-        let signature = sign(self.secret.as_bytes(), &timestamp, &body);
-        let headers = [
-            ("content-type", content_type.to_owned()),
-            (KEY_HEADER, self.key_id.clone()),
-            (TIMESTAMP_HEADER, timestamp),
-            (SIGNATURE_HEADER, signature),
-        ];
+        let now = jiff::Timestamp::now().as_second();
+        let headers = signed_headers(&self.key_id, &self.secret, now, &body, content_type);
         self.send_raw(method, path, body, &headers).await
     }
 

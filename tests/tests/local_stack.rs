@@ -10,11 +10,9 @@ use carrot::adapters::clock::SystemClock;
 use carrot::adapters::dynamo::{CachedPrograms, DynamoStore};
 use carrot::domain::counters::MonthStats;
 use carrot::domain::ledger::EntryStatus;
-use carrot::domain::signature::sign;
-use carrot::http::{KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use carrot::ports::StatsReader;
 use carrot::service::award::{Outcome, award_message};
-use carrot_local::deployment::{ApiClient, Deployment, item_size};
+use carrot_local::deployment::{ApiClient, Deployment, item_size, signed_headers};
 use carrot_local::runner::SqsEventSourceOptions;
 use carrot_local::stack::LocalStack;
 use carrot_local::workload::{month_of_events, roster};
@@ -261,13 +259,7 @@ async fn post_signed(
     timestamp: i64,
     body: &[u8],
 ) -> anyhow::Result<carrot_local::deployment::Response> {
-    let ts = timestamp.to_string();
-    let headers = [
-        ("content-type", "application/json".to_owned()),
-        (KEY_HEADER, key_id.to_owned()),
-        (TIMESTAMP_HEADER, ts.clone()),
-        (SIGNATURE_HEADER, sign(secret.as_bytes(), &ts, body)),
-    ];
+    let headers = signed_headers(key_id, secret, timestamp, body, "application/json");
     client
         .send_raw("POST", "/v1/events", body.to_vec(), &headers)
         .await

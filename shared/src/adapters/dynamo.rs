@@ -15,7 +15,7 @@ use crate::ports::{
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, ConsumedCapacity, Delete, KeysAndAttributes, Put,
+    AttributeValue, ConditionCheck, ConsumedCapacity, KeysAndAttributes, Put,
     ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
 };
 use jiff::Timestamp;
@@ -449,18 +449,13 @@ impl EnrolmentStore for DynamoStore {
         participant: &str,
         event_id: &str,
     ) -> Result<(), PortError> {
-        let delete = Delete::builder()
+        self.client
+            .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(
                 participant_pk(program, participant),
                 format!("{PARKED}{event_id}"),
             )))
-            .build()
-            .expect("table and key are set");
-        self.client
-            .delete_item()
-            .table_name(delete.table_name())
-            .set_key(Some(delete.key().clone()))
             .send()
             .await
             .map_err(port_error)?;

@@ -265,10 +265,10 @@ pub fn check_event_type(event_type: &str) -> Result<(), String> {
 /// RFC 3339 with an explicit offset (`Z` or `+01:00`); a local time without offset is refused
 /// because its period would depend on a guess.
 pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
-    let refuse = || {
-        Err(format!(
+    let refused = || {
+        format!(
             "must be an RFC 3339 timestamp with an offset, like 2026-11-03T09:15:00+01:00, got {text:?}"
-        ))
+        )
     };
     // RFC 3339 proper: `T` between date and time, seconds present, an offset of at most
     // ±23:59 or `Z`, nothing after it (jiff alone would also take ISO 8601 variants).
@@ -290,10 +290,10 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
             && offset[4..6].parse::<u8>().is_ok_and(|m| m <= 59)
     };
     if !shaped || !offset_ok {
-        return refuse();
+        return Err(refused());
     }
     text.parse::<Timestamp>()
-        .map_err(|e| format!("must be an RFC 3339 timestamp with an offset, got {text:?} ({e})"))
+        .map_err(|e| format!("{} ({e})", refused()))
 }
 
 struct AttributeReader<'a> {

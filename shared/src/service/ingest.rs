@@ -47,8 +47,16 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    fn count(&self, status: EventStatus) -> usize {
-        self.results.iter().filter(|r| r.status == status).count()
+    /// The report of `results`, with the count of each status.
+    fn of(results: Vec<EventResult>) -> Self {
+        let count = |status| results.iter().filter(|r| r.status == status).count();
+        Self {
+            accepted: count(EventStatus::Accepted),
+            duplicates_in_batch: count(EventStatus::DuplicateInBatch),
+            rejected: count(EventStatus::Rejected),
+            not_queued: count(EventStatus::NotQueued),
+            results,
+        }
     }
 }
 
@@ -183,17 +191,7 @@ pub async fn ingest<Q: EventQueue>(
             results[*index].status = EventStatus::NotQueued;
         }
     }
-    let mut report = IngestReport {
-        accepted: 0,
-        duplicates_in_batch: 0,
-        rejected: 0,
-        not_queued: 0,
-        results,
-    };
-    report.accepted = report.count(EventStatus::Accepted);
-    report.duplicates_in_batch = report.count(EventStatus::DuplicateInBatch);
-    report.rejected = report.count(EventStatus::Rejected);
-    report.not_queued = report.count(EventStatus::NotQueued);
+    let report = IngestReport::of(results);
     tracing::info!(
         program = %caller.program,
         key = %caller.key_id,
