@@ -2,9 +2,10 @@
 //! the reader or writer it uses (and IAM to match). Adapters live in `crate::adapters`.
 
 use crate::domain::counters::MonthStats;
+use crate::domain::engine::{Counters, Reads, Subject};
 use crate::domain::ledger::{EventRecord, Plan};
 use crate::domain::participant::Profile;
-use crate::domain::program::Program;
+use crate::domain::program::{Program, ProgramVersions};
 use jiff::Timestamp;
 use std::future::Future;
 use std::sync::Arc;
@@ -67,20 +68,22 @@ pub trait KeyStore: Send + Sync {
 }
 
 pub trait ProgramReader: Send + Sync {
-    /// The program's current configuration, `Ok(None)` if it has none.
-    fn current(
+    /// Every stored version of the program's configuration, `Ok(None)` if it has none.
+    fn versions(
         &self,
         program: &str,
-    ) -> impl Future<Output = Result<Option<Arc<Program>>, PortError>> + Send;
+    ) -> impl Future<Output = Result<Option<Arc<ProgramVersions>>, PortError>> + Send;
 }
 
 pub trait ProgramWriter: Send + Sync {
-    /// Stores `program` as the next version after `previous` (0 for the first);
-    /// `ConditionFailed` when someone else stored a version in between.
+    /// Stores `program` as the next version after `previous` (0 for the first), in force for
+    /// events from `effective_from`; `ConditionFailed` when someone else stored a version in
+    /// between.
     fn put(
         &self,
         program: &Program,
         previous: u32,
+        effective_from: Timestamp,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
@@ -102,8 +105,11 @@ impl std::ops::AddAssign for Consumed {
 /// What the award function knows before it decides.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Loaded {
-    pub enrolled: bool,
+    /// `None` when the participant is not enrolled.
+    pub participant: Option<ParticipantState>,
     pub records: Vec<EventRecord>,
+    /// The counters of the profile and of the items `Reads` named.
+    pub counters: Counters,
     pub consumed: Consumed,
 }
 
@@ -113,13 +119,31 @@ impl Loaded {
     }
 }
 
+impl ParticipantState {
+    /// The participant as rules see them.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            role: Some(self.profile.role.as_str()),
+            segment: self.segment.as_deref(),
+            tier: self.profile.tier.as_deref(),
+            distributor: Some(self.profile.distributor.as_str()),
+            location: Some(self.profile.location.as_str()),
+            region: self.profile.region.as_deref(),
+            status: &self.status,
+            enrolled_at: self.enrolled_at.parse().unwrap_or(Timestamp::UNIX_EPOCH),
+        }
+    }
+}
+
 pub trait AwardStore: Send + Sync {
-    /// Strongly consistent read of the participant's enrolment and the named event records.
+    /// Strongly consistent read of the participant (profile and its counters), the named
+    /// event records and the counter items `reads` names.
     fn load(
         &self,
         program: &str,
         participant: &str,
         event_ids: &[&str],
+        reads: &Reads,
     ) -> impl Future<Output = Result<Loaded, PortError>> + Send;
 
     /// Applies a plan atomically, every write conditioned on the state the plan was made from.
@@ -183,7 +207,11 @@ pub struct ParticipantState {
     pub profile: Profile,
     pub status: String,
     pub enrolled_at: String,
+    /// The sum of every ledger entry, pending points included (see `Wallet`).
     pub balance: i64,
+    /// The behavioural segment the daily segmentation last assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
 }
 
 pub trait StatsReader: Send + Sync {

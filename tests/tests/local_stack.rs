@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-const PROGRAM_YAML: &str = include_str!("../../events/admin/program.yaml");
+const PROGRAM_YAML: &str = include_str!("../../events/admin/program-points-table.yaml");
 const PROGRAM: &str = "acme";
 
 fn options(visibility_timeout_secs: u32, skip_delete_ratio: f64) -> SqsEventSourceOptions {
@@ -609,7 +609,8 @@ async fn sample_events_drive_the_handlers() -> anyhow::Result<()> {
         by_id["acme-webinar-0001"].points, 0,
         "unknown types are recorded and earn nothing"
     );
-    assert_eq!(by_id["sf-contract-0002"].rule.as_ref().unwrap().version, 1);
+    assert_eq!(by_id["sf-contract-0002"].rules[0].version, 1);
+    assert_eq!(by_id["sf-contract-0002"].config, Some(1));
     // 5 login + 200 + 200 contracts + 120 sale + 30 quiz + 75 lead + 40 training + 25 profile
     // + 10 survey + 2 activity + 5 login (ok-1); the cancelled deal nets zero.
     let state = deployment
@@ -665,12 +666,7 @@ async fn a_new_program_version_applies_to_later_events_and_the_ledger_names_it()
     let ledger = deployment.store.ledger(PROGRAM, "rep-1").await?;
     let versions: BTreeMap<&str, (i64, u32)> = ledger
         .iter()
-        .map(|r| {
-            (
-                r.event_id.as_str(),
-                (r.points, r.rule.as_ref().unwrap().version),
-            )
-        })
+        .map(|r| (r.event_id.as_str(), (r.points, r.rules[0].version)))
         .collect();
     assert_eq!(versions, BTreeMap::from([("l-1", (5, 1)), ("l-2", (7, 2))]));
     deployment.stop().await

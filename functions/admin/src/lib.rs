@@ -1,20 +1,32 @@
-//! Program administration: `PUT /v1/program` stores a new version of the caller's program
-//! configuration; `PUT /v1/participants/{participant}` enrols (or updates) a participant and
-//! releases the events parked for them.
+//! Program administration and the points calculator:
+//! - `PUT /v1/program` stores a new version of the caller's program configuration, in force
+//!   from its effective time; `GET /v1/program` reads the latest back with the schedule;
+//! - `PUT /v1/participants/{participant}` enrols (or updates) a participant and releases the
+//!   events parked for them;
+//! - `POST /v1/participants/{participant}/adjustments` queues an administrator's credit or
+//!   debit, awarded exactly once like any event;
+//! - `POST /v1/calculator` says what a hypothetical event would earn, writing nothing.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use carrot::domain::envelope::{ADJUSTMENT_TYPE, MAX_FUTURE_SKEW, parse_event};
 use carrot::domain::error::{FieldError, FieldErrors, check_identifier};
+use carrot::domain::money::json_kind;
 use carrot::domain::participant::Profile;
 use carrot::domain::program::Program;
+use carrot::domain::queued::QueuedEvent;
 use carrot::http::{Caller, Problem, authenticate, body_bytes, json_response};
 use carrot::ports::{
-    Clock, EnrolmentStore, EventQueue, KeyStore, PortError, ProgramReader, ProgramWriter,
+    AwardStore, Clock, EnrolmentStore, EventQueue, KeyStore, PortError, ProgramReader,
+    ProgramWriter, QueueMessage,
 };
+use carrot::service::calculator::{QuoteError, quote};
 use carrot::service::enrol::enrol;
-use serde_json::json;
+use serde_json::{Value, json};
 
-/// The permission a key needs for these routes.
+/// The permission a key needs for the administration routes.
 pub const SCOPE: &str = "admin";
+/// The permission the calculator needs (a portal backend holds it).
+pub const READ_SCOPE: &str = "participants:read";
 
 pub struct Admin<K, S, Q, C> {
     pub keys: K,
@@ -26,7 +38,7 @@ pub struct Admin<K, S, Q, C> {
 impl<K, S, Q, C> Admin<K, S, Q, C>
 where
     K: KeyStore,
-    S: ProgramReader + ProgramWriter + EnrolmentStore,
+    S: ProgramReader + ProgramWriter + EnrolmentStore + AwardStore,
     Q: EventQueue,
     C: Clock,
 {
@@ -43,18 +55,28 @@ where
     ) -> Result<ApiGatewayV2httpResponse, Problem> {
         let now = self.clock.now();
         let body = body_bytes(request)?;
-        let caller = authenticate(&self.keys, request, &body, now, SCOPE).await?;
         let route = request.route_key.as_deref().unwrap_or_default();
+        let scope = if route == "POST /v1/calculator" {
+            READ_SCOPE
+        } else {
+            SCOPE
+        };
+        let caller = authenticate(&self.keys, request, &body, now, scope).await?;
+        let participant = request
+            .path_parameters
+            .get("participant")
+            .map(String::as_str)
+            .unwrap_or_default();
         match route {
             "PUT /v1/program" => self.put_program(&caller, &body).await,
+            "GET /v1/program" => self.get_program(&caller).await,
             "PUT /v1/participants/{participant}" => {
-                let participant = request
-                    .path_parameters
-                    .get("participant")
-                    .map(String::as_str)
-                    .unwrap_or_default();
                 self.put_participant(&caller, participant, &body).await
             }
+            "POST /v1/participants/{participant}/adjustments" => {
+                self.adjust(&caller, participant, &body).await
+            }
+            "POST /v1/calculator" => self.calculate(&caller, &body).await,
             other => Err(Problem::new(
                 404,
                 "not-found",
@@ -75,12 +97,14 @@ where
                 vec![FieldError::new("$", "must be UTF-8 YAML or JSON")],
             )
         })?;
-        let current = self
+        let now = self.clock.now();
+        let versions = self
             .store
-            .current(&caller.program)
+            .versions(&caller.program)
             .await
             .map_err(|e| Problem::unavailable(&e))?;
-        let previous = current.map_or(0, |p| p.version);
+        let deployed = versions.as_ref().map(|v| v.latest().clone());
+        let previous = deployed.as_ref().map_or(0, |p| p.version);
         let program = Program::parse(text, previous + 1)
             .map_err(|errors| Problem::invalid("the program configuration is not valid", errors))?;
         if program.id != caller.program {
@@ -94,10 +118,40 @@ where
                 ),
             ));
         }
-        match self.store.put(&program, previous, self.clock.now()).await {
+        let mut errors = deployed
+            .as_ref()
+            .map(|d| program.check_versions(d))
+            .unwrap_or_default();
+        // A change applies to events from its effective time on, never retroactively: past
+        // awards are corrected with adjustments, which the ledger shows as such.
+        let effective_from = program.effective_from.unwrap_or(now);
+        if effective_from < now - MAX_FUTURE_SKEW {
+            errors.push(FieldError::new(
+                "effective_from",
+                format!("{effective_from} is in the past (now {now}): a change never applies retroactively; correct past awards with adjustments"),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(Problem::invalid(
+                "the program configuration is not valid",
+                errors,
+            ));
+        }
+        match self
+            .store
+            .put(&program, previous, effective_from, now)
+            .await
+        {
             Ok(()) => Ok(json_response(
                 200,
-                &json!({"program": program.id, "version": program.version}),
+                &json!({
+                    "program": program.id,
+                    "version": program.version,
+                    "effective_from": effective_from.to_string(),
+                    "rules": program.rules.len(),
+                    "campaigns": program.campaigns.len(),
+                    "budgets": program.budgets.len(),
+                }),
             )),
             Err(PortError::ConditionFailed) => Err(Problem::new(
                 409,
@@ -106,6 +160,148 @@ where
                 "another version was stored at the same time; fetch it and try again",
             )),
             Err(other) => Err(Problem::unavailable(&other)),
+        }
+    }
+
+    async fn get_program(&self, caller: &Caller) -> Result<ApiGatewayV2httpResponse, Problem> {
+        let versions = self
+            .store
+            .versions(&caller.program)
+            .await
+            .map_err(|e| Problem::unavailable(&e))?
+            .ok_or_else(|| {
+                Problem::new(
+                    404,
+                    "not-found",
+                    "No configuration",
+                    format!("program {:?} has no configuration yet", caller.program),
+                )
+            })?;
+        let latest = versions.latest();
+        let schedule: Vec<Value> = versions
+            .schedule()
+            .into_iter()
+            .map(|(from, version)| json!({"version": version, "effective_from": from.to_string()}))
+            .collect();
+        Ok(json_response(
+            200,
+            &json!({
+                "program": latest.id,
+                "version": latest.version,
+                "schedule": schedule,
+                "document": latest.document,
+            }),
+        ))
+    }
+
+    /// Queues `points.adjusted` for the participant; the award function records it exactly
+    /// once under the adjustment's own id, so a repeated request is one adjustment.
+    async fn adjust(
+        &self,
+        caller: &Caller,
+        participant: &str,
+        body: &[u8],
+    ) -> Result<ApiGatewayV2httpResponse, Problem> {
+        let request = json_object(body)?;
+        let mut errors = FieldErrors::default();
+        check_identifier(&mut errors, "participant", participant);
+        for key in request
+            .keys()
+            .filter(|k| !["id", "points", "reason"].contains(&k.as_str()))
+        {
+            errors.push(
+                key.clone(),
+                "is not an adjustment field (expected id, points, reason)",
+            );
+        }
+        let id = match request.get("id") {
+            Some(Value::String(id)) => {
+                check_identifier(&mut errors, "id", id);
+                id.clone()
+            }
+            other => {
+                errors.push(
+                    "id",
+                    format!(
+                        "is required: a unique id for this adjustment (a retry reuses it), got {}",
+                        other.map_or("nothing", json_kind)
+                    ),
+                );
+                String::new()
+            }
+        };
+        let now = self.clock.now();
+        let envelope = json!({
+            "id": format!("adj:{id}"),
+            "participant": participant,
+            "type": ADJUSTMENT_TYPE,
+            "occurred_at": now.to_string(),
+            "attributes": {
+                "points": request.get("points").cloned().unwrap_or(Value::Null),
+                "reason": request.get("reason").cloned().unwrap_or(Value::Null),
+                "by": caller.key_id,
+            },
+        });
+        let event = match parse_event(&envelope, "", now) {
+            Ok(event) if errors.is_empty() => event,
+            parsed => {
+                // The caller sent points and reason at the top level: name them so.
+                for mut e in parsed.err().into_iter().flatten() {
+                    e.field = e.field.trim_start_matches("attributes.").to_owned();
+                    errors.0.push(e);
+                }
+                return Err(Problem::invalid("the adjustment is not valid", errors.0));
+            }
+        };
+        let queued = QueuedEvent {
+            program: caller.program.clone(),
+            received_at: now,
+            event,
+        };
+        let message = QueueMessage {
+            id: "0".into(),
+            body: queued.to_message(),
+        };
+        if let Some(Err(error)) = self.queue.send(&[message]).await.into_iter().next() {
+            return Err(Problem::unavailable(&error));
+        }
+        tracing::info!(program = %caller.program, key = %caller.key_id, "adjustment queued");
+        Ok(json_response(
+            202,
+            &json!({"id": id, "event_id": queued.event.id, "status": "accepted"}),
+        ))
+    }
+
+    async fn calculate(
+        &self,
+        caller: &Caller,
+        body: &[u8],
+    ) -> Result<ApiGatewayV2httpResponse, Problem> {
+        let mut request = json_object(body)?;
+        let now = self.clock.now();
+        // A hypothetical event: it needs no id, and happens now unless the caller says when.
+        request
+            .entry("id")
+            .or_insert_with(|| Value::String("calculator".into()));
+        request
+            .entry("occurred_at")
+            .or_insert_with(|| Value::String(now.to_string()));
+        let event = parse_event(&Value::Object(request), "", now)
+            .map_err(|errors| Problem::invalid("the event is not valid", errors))?;
+        match quote(&self.store, &self.store, &caller.program, &event, now).await {
+            Ok(quote) => Ok(json_response(200, &quote)),
+            Err(QuoteError::NotEnrolled(participant)) => Err(Problem::new(
+                404,
+                "not-found",
+                "No such participant",
+                format!("participant {participant:?} is not enrolled in this program"),
+            )),
+            Err(QuoteError::Award(error)) => Err(Problem::new(
+                503,
+                "unavailable",
+                "The calculator is unavailable",
+                error.to_string(),
+            )),
         }
     }
 
@@ -123,12 +319,7 @@ where
                 errors,
             ));
         }
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-            Problem::invalid(
-                "the body is not valid JSON",
-                vec![FieldError::new("$", e.to_string())],
-            )
-        })?;
+        let value = Value::Object(json_object(body)?);
         let profile = Profile::from_json(&value)
             .map_err(|errors| Problem::invalid("the profile is not valid", errors))?;
         let enrolment = enrol(
@@ -145,5 +336,23 @@ where
             if enrolment.created { 201 } else { 200 },
             &enrolment,
         ))
+    }
+}
+
+/// The body as a JSON object, or a 400 naming what is wrong with it.
+fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Problem> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(Problem::invalid(
+            "the body must be a JSON object",
+            vec![FieldError::new(
+                "$",
+                format!("must be an object, got {}", json_kind(&other)),
+            )],
+        )),
+        Err(e) => Err(Problem::invalid(
+            "the body is not valid JSON",
+            vec![FieldError::new("$", e.to_string())],
+        )),
     }
 }

@@ -1,3 +1,6 @@
+// The SDK futures nest deeply; computing the handler future's layout needs more depth.
+#![recursion_limit = "256"]
+
 use award::Award;
 use aws_lambda_events::sqs::SqsEvent;
 use carrot::adapters::dynamo::{CachedPrograms, DynamoStore, PROGRAM_TTL};

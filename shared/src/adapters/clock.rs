@@ -10,3 +10,24 @@ impl Clock for SystemClock {
         Timestamp::now()
     }
 }
+
+/// A clock set by its owner: the backtest replays history at each event's own time, and tests
+/// pin the day.
+#[derive(Debug, Default)]
+pub struct FixedClock(pub std::sync::Mutex<Timestamp>);
+
+impl FixedClock {
+    pub fn at(now: Timestamp) -> Self {
+        Self(std::sync::Mutex::new(now))
+    }
+
+    pub fn set(&self, now: Timestamp) {
+        *self.0.lock().expect("not poisoned") = now;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().expect("not poisoned")
+    }
+}

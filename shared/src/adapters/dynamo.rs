@@ -5,22 +5,24 @@
 use super::cache::TtlCache;
 use super::port_error;
 use crate::domain::counters::MonthStats;
+use crate::domain::engine::{BUDGET_SPENT, Guard, Op, Reads, Scope, Write};
 use crate::domain::ledger::{EntryStatus, EventRecord, MonthDelta, Plan};
 use crate::domain::participant::Profile;
-use crate::domain::program::Program;
+use crate::domain::program::{Program, ProgramVersions};
 use crate::ports::{
     AwardStore, Consumed, EnrolmentStore, Loaded, ParkedEvent, ParticipantState, PortError,
     ProgramReader, ProgramWriter, StatsReader,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ConsumedCapacity, KeysAndAttributes, Put,
     ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
 };
 use jiff::Timestamp;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +33,7 @@ const EVENT: &str = "E#";
 const MONTH: &str = "M#";
 const PARKED: &str = "PARKED#";
 const CONFIG: &str = "CONFIG";
+const BUDGET: &str = "BUDGET";
 /// Per-type counters on a month item are attributes named `n:{event type}`.
 const COUNT: &str = "n:";
 
@@ -40,6 +43,11 @@ fn participant_pk(program: &str, participant: &str) -> String {
 
 fn program_pk(program: &str) -> String {
     format!("PROGRAM#{program}")
+}
+
+/// Budget shards are program-wide: each its own partition, so none is hot.
+fn budget_key(program: &str, shard: &str) -> Item {
+    key(format!("{BUDGET}#{program}#{shard}"), BUDGET.to_owned())
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -102,40 +110,57 @@ impl DynamoStore {
         TransactWriteItem::builder().put(put).build()
     }
 
-    fn credit(&self, pk: &str, points: i64) -> TransactWriteItem {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.to_owned(), PROFILE.to_owned())))
-            .update_expression("ADD balance :points")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":points", n(points))
+    /// One update of one item: every change and guard on it, in one expression.
+    fn update(&self, item: Item, expr: Expr) -> TransactWriteItem {
+        let update = expr
+            .apply(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(item)),
+            )
             .build()
             .expect("table, key and expression are set");
         TransactWriteItem::builder().update(update).build()
     }
 
-    fn count_month(&self, pk: &str, delta: &MonthDelta) -> TransactWriteItem {
-        let mut adds = vec!["points :points"];
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.to_owned(), format!("{MONTH}{}", delta.month))))
-            .expression_attribute_values(":points", n(delta.points));
-        if let Some((event_type, by)) = &delta.count {
-            adds.push("#count :count");
-            update = update
-                .expression_attribute_names("#count", format!("{COUNT}{event_type}"))
-                .expression_attribute_values(":count", n(by));
+    /// The updates of an award or reversal: the profile (balance, lots, profile counters), the
+    /// event's month item (counters and the rules' month counters), and any other month or
+    /// budget item a rule counts on.
+    fn counter_updates(
+        &self,
+        program: &str,
+        pk: &str,
+        points: i64,
+        month: &MonthDelta,
+        writes: &[Write],
+        tidy: &[String],
+    ) -> Vec<TransactWriteItem> {
+        let mut profile = Expr::default();
+        profile.add("balance", n(points));
+        // The participant must still be enrolled (never re-create a deleted profile).
+        profile.condition("attribute_exists(pk)".into());
+        for lot in tidy {
+            profile.remove(lot);
         }
-        if let Some(day) = delta.login_day {
-            adds.push("login_days :day");
-            update = update
-                .expression_attribute_values(":day", AttributeValue::Ns(vec![day.to_string()]));
+        let mut months: BTreeMap<String, Expr> = BTreeMap::new();
+        months.insert(month.month.clone(), month_expr(month));
+        let mut budgets: BTreeMap<String, Expr> = BTreeMap::new();
+        for write in writes {
+            let expr = match &write.scope {
+                Scope::Profile => &mut profile,
+                Scope::Month(m) => months.entry(m.clone()).or_default(),
+                Scope::Budget(b) => budgets.entry(b.clone()).or_default(),
+            };
+            expr.write(write);
         }
-        let update = update
-            .update_expression(format!("ADD {}", adds.join(", ")))
-            .build()
-            .expect("table, key and expression are set");
-        TransactWriteItem::builder().update(update).build()
+        let mut items = vec![self.update(key(pk.to_owned(), PROFILE.to_owned()), profile)];
+        for (month, expr) in months {
+            items.push(self.update(key(pk.to_owned(), format!("{MONTH}{month}")), expr));
+        }
+        for (shard, expr) in budgets {
+            items.push(self.update(budget_key(program, &shard), expr));
+        }
+        items
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Consumed, PortError> {
@@ -204,6 +229,7 @@ impl AwardStore for DynamoStore {
         program: &str,
         participant: &str,
         event_ids: &[&str],
+        reads: &Reads,
     ) -> Result<Loaded, PortError> {
         let pk = participant_pk(program, participant);
         let mut keys: Vec<Item> = vec![key(pk.clone(), PROFILE.to_owned())];
@@ -212,6 +238,13 @@ impl AwardStore for DynamoStore {
                 .iter()
                 .map(|id| key(pk.clone(), format!("{EVENT}{id}"))),
         );
+        keys.extend(
+            reads
+                .months
+                .iter()
+                .map(|m| key(pk.clone(), format!("{MONTH}{m}"))),
+        );
+        keys.extend(reads.budgets.iter().map(|b| budget_key(program, b)));
         let mut loaded = Loaded::default();
         let mut request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
@@ -235,11 +268,32 @@ impl AwardStore for DynamoStore {
                 .into_iter()
                 .flatten()
             {
-                match item.get("sk") {
-                    Some(AttributeValue::S(sk)) if sk == PROFILE => loaded.enrolled = true,
-                    _ => loaded
+                let sk = match item.get("sk") {
+                    Some(AttributeValue::S(sk)) => sk.as_str(),
+                    _ => "",
+                };
+                if sk == PROFILE {
+                    loaded.counters.profile = numbers(item);
+                    loaded.participant =
+                        Some(from_item(item.clone()).map_err(|e| corrupt("participant", e))?);
+                } else if let Some(month) = sk.strip_prefix(MONTH) {
+                    loaded
+                        .counters
+                        .months
+                        .insert(month.to_owned(), numbers(item));
+                } else if sk == BUDGET {
+                    let shard = match item.get("pk") {
+                        Some(AttributeValue::S(pk)) => pk
+                            .strip_prefix(&format!("{BUDGET}#{program}#"))
+                            .unwrap_or_default(),
+                        _ => "",
+                    };
+                    let spent = numbers(item).get(BUDGET_SPENT).copied().unwrap_or(0);
+                    loaded.counters.budgets.insert(shard.to_owned(), spent);
+                } else {
+                    loaded
                         .records
-                        .push(from_item(item.clone()).map_err(|e| corrupt("event record", e))?),
+                        .push(from_item(item.clone()).map_err(|e| corrupt("event record", e))?);
                 }
             }
             match output.unprocessed_keys().and_then(|u| u.get(&self.table)) {
@@ -264,15 +318,28 @@ impl AwardStore for DynamoStore {
         let pk = participant_pk(program, participant);
         let items = match plan {
             Plan::Duplicate => return Ok(Consumed::default()),
-            Plan::Award { record, month } => vec![
-                self.put_new(self.record_item(program, record)?),
-                self.credit(&pk, record.points),
-                self.count_month(&pk, month),
-            ],
+            Plan::Award {
+                record,
+                month,
+                writes,
+                tidy,
+            } => {
+                let mut items = vec![self.put_new(self.record_item(program, record)?)];
+                items.extend(self.counter_updates(
+                    program,
+                    &pk,
+                    record.points,
+                    month,
+                    writes,
+                    tidy,
+                ));
+                items
+            }
             Plan::Reverse {
                 reversal,
                 original_id,
                 month,
+                writes,
             } => {
                 let mark_reversed = Update::builder()
                     .table_name(&self.table)
@@ -285,12 +352,19 @@ impl AwardStore for DynamoStore {
                     .expression_attribute_values(":by", s(&reversal.event_id))
                     .build()
                     .expect("table, key and expression are set");
-                vec![
+                let mut items = vec![
                     self.put_new(self.record_item(program, reversal)?),
                     TransactWriteItem::builder().update(mark_reversed).build(),
-                    self.credit(&pk, reversal.points),
-                    self.count_month(&pk, month),
-                ]
+                ];
+                items.extend(self.counter_updates(
+                    program,
+                    &pk,
+                    reversal.points,
+                    month,
+                    writes,
+                    &[],
+                ));
+                items
             }
             Plan::ReverseBeforeOriginal {
                 reversal,
@@ -312,7 +386,12 @@ impl AwardStore for DynamoStore {
                     .build()
                     .expect("table and item are set");
                 let mut items = vec![TransactWriteItem::builder().put(fill).build()];
-                items.extend(month.iter().map(|m| self.count_month(&pk, m)));
+                items.extend(month.iter().map(|m| {
+                    self.update(
+                        key(pk.clone(), format!("{MONTH}{}", m.month)),
+                        month_expr(m),
+                    )
+                }));
                 items
             }
             Plan::IgnoreReversal { record } => {
@@ -353,6 +432,122 @@ impl AwardStore for DynamoStore {
             TransactWriteItem::builder().put(park).build(),
         ])
         .await
+    }
+}
+
+/// The numeric attributes of an item: the counters rules read.
+fn numbers(item: &Item) -> HashMap<String, i64> {
+    item.iter()
+        .filter_map(|(name, value)| match value {
+            AttributeValue::N(text) => text.parse().ok().map(|v| (name.clone(), v)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The month item's own counters: points, the count of the event's type, the login day.
+fn month_expr(delta: &MonthDelta) -> Expr {
+    let mut expr = Expr::default();
+    expr.add("points", n(delta.points));
+    if let Some((event_type, by)) = &delta.count {
+        expr.add(&format!("{COUNT}{event_type}"), n(by));
+    }
+    if let Some(day) = delta.login_day {
+        expr.add("login_days", AttributeValue::Ns(vec![day.to_string()]));
+    }
+    expr
+}
+
+/// An update expression under construction: ADD, SET and REMOVE clauses and the conditions
+/// that guard them, with every attribute name and value as a placeholder (counter names hold
+/// `:` and `@`).
+#[derive(Default)]
+struct Expr {
+    add: Vec<String>,
+    set: Vec<String>,
+    remove: Vec<String>,
+    conditions: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    fn name(&mut self, attribute: &str) -> String {
+        let placeholder = format!("#a{}", self.names.len());
+        self.names.insert(placeholder.clone(), attribute.to_owned());
+        placeholder
+    }
+
+    fn value(&mut self, value: AttributeValue) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values.insert(placeholder.clone(), value);
+        placeholder
+    }
+
+    fn add(&mut self, attribute: &str, by: AttributeValue) {
+        let (name, value) = (self.name(attribute), self.value(by));
+        self.add.push(format!("{name} {value}"));
+    }
+
+    fn remove(&mut self, attribute: &str) {
+        let name = self.name(attribute);
+        self.remove.push(name);
+    }
+
+    fn condition(&mut self, condition: String) {
+        self.conditions.push(condition);
+    }
+
+    /// A counter change and its guard. An absent counter counts as 0.
+    fn write(&mut self, write: &Write) {
+        let name = self.name(&write.name);
+        match write.op {
+            Op::Add(by) => {
+                let by = self.value(n(by));
+                self.add.push(format!("{name} {by}"));
+            }
+            Op::Set(to) => {
+                let to = self.value(n(to));
+                self.set.push(format!("{name} = {to}"));
+            }
+        }
+        let (operator, bound, zero_passes) = match write.guard {
+            Guard::Free => return,
+            Guard::AtMost(x) => ("<=", x, 0 <= x),
+            Guard::AtLeast(x) => (">=", x, 0 >= x),
+            Guard::Equals(x) => ("=", x, x == 0),
+        };
+        let bound = self.value(n(bound));
+        self.conditions.push(if zero_passes {
+            format!("(attribute_not_exists({name}) OR {name} {operator} {bound})")
+        } else {
+            format!("{name} {operator} {bound}")
+        });
+    }
+
+    fn expression(&self) -> String {
+        let mut clauses = Vec::new();
+        for (keyword, parts) in [
+            ("ADD", &self.add),
+            ("SET", &self.set),
+            ("REMOVE", &self.remove),
+        ] {
+            if !parts.is_empty() {
+                clauses.push(format!("{keyword} {}", parts.join(", ")));
+            }
+        }
+        clauses.join(" ")
+    }
+
+    fn apply(self, update: UpdateBuilder) -> UpdateBuilder {
+        let mut update = update
+            .update_expression(self.expression())
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values));
+        if !self.conditions.is_empty() {
+            update = update.condition_expression(self.conditions.join(" AND "));
+        }
+        update
     }
 }
 
@@ -545,38 +740,46 @@ fn month_stats(item: &Item) -> Result<MonthStats, PortError> {
 }
 
 impl ProgramReader for DynamoStore {
-    async fn current(&self, program: &str) -> Result<Option<Arc<Program>>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(program_pk(program), CONFIG.to_owned())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(port_error)?;
-        let Some(item) = output.item() else {
-            return Ok(None);
-        };
-        let (Some(AttributeValue::N(version)), Some(AttributeValue::S(document))) =
-            (item.get("version"), item.get("document"))
-        else {
-            return Err(corrupt(
-                "program configuration",
-                "version or document missing",
-            ));
-        };
-        let version: u32 = version.parse().map_err(|e| corrupt("program version", e))?;
-        let document =
-            serde_json::from_str(document).map_err(|e| corrupt("program document", e))?;
-        Program::from_document(document, version)
-            .map(|p| Some(Arc::new(p)))
-            .map_err(|errors| corrupt("program configuration", format!("{errors:?}")))
+    async fn versions(&self, program: &str) -> Result<Option<Arc<ProgramVersions>>, PortError> {
+        let items = self
+            .query_prefix(program_pk(program), &format!("{CONFIG}#v"))
+            .await?;
+        let mut versions = Vec::with_capacity(items.len());
+        for item in &items {
+            let text = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(s)) => Some(s.as_str()),
+                _ => None,
+            };
+            let (Some(AttributeValue::N(version)), Some(document), Some(from)) = (
+                item.get("version"),
+                text("document"),
+                text("effective_from").or(text("stored_at")),
+            ) else {
+                return Err(corrupt(
+                    "program configuration",
+                    "version, document or effective_from missing",
+                ));
+            };
+            let version: u32 = version.parse().map_err(|e| corrupt("program version", e))?;
+            let from: Timestamp = from.parse().map_err(|e| corrupt("effective_from", e))?;
+            let document =
+                serde_json::from_str(document).map_err(|e| corrupt("program document", e))?;
+            let parsed = Program::from_document(document, version)
+                .map_err(|errors| corrupt("program configuration", format!("{errors:?}")))?;
+            versions.push((from, Arc::new(parsed)));
+        }
+        Ok(ProgramVersions::new(versions).map(Arc::new))
     }
 }
 
 impl ProgramWriter for DynamoStore {
-    async fn put(&self, program: &Program, previous: u32, now: Timestamp) -> Result<(), PortError> {
+    async fn put(
+        &self,
+        program: &Program,
+        previous: u32,
+        effective_from: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), PortError> {
         let version = previous + 1;
         let pk = program_pk(&program.id);
         let document = program.document.to_string();
@@ -584,6 +787,7 @@ impl ProgramWriter for DynamoStore {
             let mut item = key(pk.clone(), sk);
             item.insert("version".into(), n(version));
             item.insert("document".into(), s(&document));
+            item.insert("effective_from".into(), s(effective_from.to_string()));
             item.insert("stored_at".into(), s(now.to_string()));
             item
         };
@@ -597,7 +801,8 @@ impl ProgramWriter for DynamoStore {
                 .condition_expression("version = :previous")
                 .expression_attribute_values(":previous", n(previous))
         };
-        // Every version is kept, so the rule version a ledger entry names can be read back.
+        // Every version is kept: events are evaluated under the version in force when they
+        // occurred, and the rule version a ledger entry names can be read back.
         let history = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item(format!("{CONFIG}#v{version:06}"))))
@@ -619,7 +824,7 @@ impl ProgramWriter for DynamoStore {
 /// within a minute of being stored, without a redeploy.
 pub struct CachedPrograms<R> {
     inner: R,
-    cache: TtlCache<Option<Arc<Program>>>,
+    cache: TtlCache<Option<Arc<ProgramVersions>>>,
 }
 
 pub const PROGRAM_TTL: Duration = Duration::from_secs(60);
@@ -634,11 +839,11 @@ impl<R: ProgramReader> CachedPrograms<R> {
 }
 
 impl<R: ProgramReader> ProgramReader for CachedPrograms<R> {
-    async fn current(&self, program: &str) -> Result<Option<Arc<Program>>, PortError> {
+    async fn versions(&self, program: &str) -> Result<Option<Arc<ProgramVersions>>, PortError> {
         if let Some(hit) = self.cache.get(program) {
             return Ok(hit);
         }
-        let found = self.inner.current(program).await?;
+        let found = self.inner.versions(program).await?;
         self.cache.put(program, found.clone());
         Ok(found)
     }

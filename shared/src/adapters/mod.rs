@@ -1,9 +1,10 @@
-//! Adapters: the ports implemented on AWS. SDK errors become `PortError`s here, so nothing
-//! above this module sees an AWS type.
+//! Adapters: the ports implemented on AWS (and in memory, for the backtest and the property
+//! tests). SDK errors become `PortError`s here, so nothing above this module sees an AWS type.
 
 pub mod cache;
 pub mod clock;
 pub mod dynamo;
+pub mod memory;
 pub mod secrets;
 pub mod sqs;
 

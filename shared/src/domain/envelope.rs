@@ -19,7 +19,7 @@ const ENVELOPE_FIELDS: [&str; 5] = ["id", "participant", "type", "occurred_at", 
 
 /// The event types Carrot knows. Any other well-formed type is accepted and recorded, and
 /// earns nothing unless the program's rules name it.
-pub const KNOWN_TYPES: [&str; 12] = [
+pub const KNOWN_TYPES: [&str; 13] = [
     "portal.login",
     "deal.registered",
     "contract.started",
@@ -32,7 +32,12 @@ pub const KNOWN_TYPES: [&str; 12] = [
     "crm.activity_logged",
     "deal.cancelled",
     "contract.cancelled",
+    "points.adjusted",
 ];
+
+/// The type of an administrator's manual adjustment: made through the admin API only, never
+/// accepted from `POST /v1/events`.
+pub const ADJUSTMENT_TYPE: &str = "points.adjusted";
 
 /// A validated activity event.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +98,11 @@ pub enum Attributes {
     /// `deal.cancelled` / `contract.cancelled`: claws back what the named event earned.
     Reversal {
         original_event: String,
+    },
+    /// `points.adjusted`: an administrator's credit or debit, with the reason and who made it.
+    Adjustment {
+        points: i64,
+        reason: String,
     },
     /// A type Carrot does not know: attributes are kept as received.
     Other,
@@ -388,6 +398,14 @@ impl<'a> AttributeReader<'a> {
             "deal.cancelled" | "contract.cancelled" => Attributes::Reversal {
                 original_event: self.id("original_event")?,
             },
+            ADJUSTMENT_TYPE => {
+                let points = self.points("points");
+                let reason = self.text("reason");
+                Attributes::Adjustment {
+                    points: points?,
+                    reason: reason?,
+                }
+            }
             _ => Attributes::Other,
         };
         Some(attributes)
@@ -455,6 +473,22 @@ impl<'a> AttributeReader<'a> {
             Some(n) if (min as u64..=max as u64).contains(&n) => Some(n as u32),
             _ => {
                 let reason = format!("must be a whole number from {min} to {max}, got {value}");
+                self.errors.push(field, reason);
+                None
+            }
+        }
+    }
+
+    /// Non-zero whole points within what one event may carry.
+    fn points(&mut self, name: &str) -> Option<i64> {
+        let field = self.field(name);
+        let value = self.get(name)?;
+        let max = super::program::MAX_POINTS_PER_EVENT;
+        match value.as_i64() {
+            Some(n) if n != 0 && n.abs() <= max => Some(n),
+            _ => {
+                let reason =
+                    format!("must be non-zero whole points from -{max} to {max}, got {value}");
                 self.errors.push(field, reason);
                 None
             }

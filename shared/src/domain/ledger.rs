@@ -7,9 +7,12 @@
 //! version that awarded it; a reversal that arrives first leaves a placeholder that makes the
 //! original earn nothing when it comes.
 
+use super::engine::{
+    Added, Counters, EXPIRY_LOT, Evaluation, Guard, Op, PENDING_LOT, Scope, Subject, Write,
+};
 use super::envelope::Event;
 use super::period::{Periods, quarter_of};
-use super::program::{Program, RuleRef};
+use super::program::Program;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -39,8 +42,21 @@ pub struct EventRecord {
     pub status: EntryStatus,
     /// What this entry moved on the balance; negative for a clawback.
     pub points: i64,
+    /// The rules (id and version) behind the points, and each one's part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleLine>,
+    /// The program configuration version the event was evaluated under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<RuleRef>,
+    pub config: Option<u32>,
+    /// The counters this entry added to (caps, budgets, lots), so a reversal takes back
+    /// exactly these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adds: Vec<Added>,
+    /// When the points become spendable (pending points) and when they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_on: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +80,14 @@ pub struct EventRecord {
     pub note: Option<String>,
 }
 
+/// One rule's part of a ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleLine {
+    pub id: String,
+    pub version: u32,
+    pub points: i64,
+}
+
 /// Changes to one participant-month counter item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonthDelta {
@@ -78,20 +102,27 @@ pub struct MonthDelta {
 }
 
 /// The one effect an event has, given what is stored.
+// One plan lives per event for the length of a commit: boxing the large variants buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     /// Already applied: no write at all.
     Duplicate,
-    /// Record the event and credit what it earned.
+    /// Record the event and credit what it earned; `writes` are its guarded counter changes,
+    /// `tidy` profile lots that have matured and can go.
     Award {
         record: EventRecord,
         month: MonthDelta,
+        writes: Vec<Write>,
+        tidy: Vec<String>,
     },
-    /// Record the reversal, mark the original reversed, claw back what it earned.
+    /// Record the reversal, mark the original reversed, claw back what it earned and take
+    /// back the counters it added to.
     Reverse {
         reversal: EventRecord,
         original_id: String,
         month: MonthDelta,
+        writes: Vec<Write>,
     },
     /// Record the reversal and a placeholder under the original's id.
     ReverseBeforeOriginal {
@@ -107,6 +138,16 @@ pub enum Plan {
     IgnoreReversal { record: EventRecord },
 }
 
+/// What a plan knows of the participant beyond the event records.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    pub subject: Subject<'a>,
+    pub counters: &'a Counters,
+    /// The processing day in the program's time zone (`2026-11-22`): lots dated on or before
+    /// it have matured.
+    pub today: &'a str,
+}
+
 /// Decides the effect of `event`. `own` is the stored record under the event's id, `original`
 /// the stored record of the event it reverses (if it is a reversal).
 pub fn plan(
@@ -115,14 +156,19 @@ pub fn plan(
     received_at: Timestamp,
     own: Option<&EventRecord>,
     original: Option<&EventRecord>,
+    standing: &Standing,
 ) -> Plan {
     let periods = Periods::of(event.occurred_at, &program.time_zone);
-    let record = |status, points, rule| EventRecord {
+    let record = |status, points| EventRecord {
         event_id: event.id.clone(),
         participant: event.participant.clone(),
         status,
         points,
-        rule,
+        rules: Vec::new(),
+        config: None,
+        adds: Vec::new(),
+        pending_until: None,
+        expires_on: None,
         event_type: Some(event.event_type.clone()),
         occurred_at: Some(event.occurred_at.to_string()),
         received_at: Some(received_at.to_string()),
@@ -146,7 +192,7 @@ pub fn plan(
     if let Some(own) = own {
         return match own.status {
             EntryStatus::CancelledBeforeArrival if event.reverses().is_none() => {
-                let mut arrived = record(EntryStatus::Cancelled, 0, None);
+                let mut arrived = record(EntryStatus::Cancelled, 0);
                 arrived.reversed_by = own.reversed_by.clone();
                 Plan::ArriveCancelled {
                     record: arrived,
@@ -158,15 +204,59 @@ pub fn plan(
     }
 
     let Some(original_id) = event.reverses() else {
-        let earning = program.earning(event);
+        let evaluation = program.evaluate(
+            event,
+            received_at,
+            &periods,
+            &standing.subject,
+            standing.counters,
+        );
+        let mut awarded = record(EntryStatus::Awarded, evaluation.points);
+        awarded.config = Some(program.version);
+        awarded.note = match &event.attributes {
+            super::envelope::Attributes::Adjustment { reason, .. } => Some(reason.clone()),
+            _ => None,
+        };
+        let Evaluation {
+            lines,
+            writes,
+            pending_until,
+            expires_on,
+            ..
+        } = evaluation;
+        awarded.rules = lines
+            .into_iter()
+            .filter(|l| l.points != 0)
+            .map(|l| RuleLine {
+                id: l.rule,
+                version: l.version,
+                points: l.points,
+            })
+            .collect();
+        awarded.adds = writes
+            .iter()
+            .filter_map(|w| match w.op {
+                Op::Add(by) => Some(Added {
+                    scope: w.scope.clone(),
+                    name: w.name.clone(),
+                    by,
+                }),
+                Op::Set(_) => None,
+            })
+            .collect();
+        awarded.pending_until = pending_until;
+        awarded.expires_on = expires_on;
+        let tidy = matured_lots(standing, &writes);
         return Plan::Award {
-            record: record(EntryStatus::Awarded, earning.points, earning.rule),
-            month: delta(earning.points, Some((event.event_type.clone(), 1))),
+            month: delta(awarded.points, Some((event.event_type.clone(), 1))),
+            record: awarded,
+            writes,
+            tidy,
         };
     };
 
     let ignored = |note: String| {
-        let mut ignored = record(EntryStatus::ReversalIgnored, 0, None);
+        let mut ignored = record(EntryStatus::ReversalIgnored, 0);
         ignored.note = Some(note);
         Plan::IgnoreReversal { record: ignored }
     };
@@ -177,7 +267,11 @@ pub fn plan(
                 participant: event.participant.clone(),
                 status: EntryStatus::CancelledBeforeArrival,
                 points: 0,
-                rule: None,
+                rules: Vec::new(),
+                config: None,
+                adds: Vec::new(),
+                pending_until: None,
+                expires_on: None,
                 event_type: None,
                 occurred_at: None,
                 received_at: None,
@@ -189,19 +283,35 @@ pub fn plan(
                 note: None,
             };
             Plan::ReverseBeforeOriginal {
-                reversal: record(EntryStatus::Reversal, 0, None),
+                reversal: record(EntryStatus::Reversal, 0),
                 placeholder,
             }
         }
         Some(original) if original.status == EntryStatus::Awarded => {
             let month = original.month.clone().unwrap_or_default();
-            let mut reversal = record(
-                EntryStatus::Reversal,
-                -original.points,
-                original.rule.clone(),
-            );
+            let mut reversal = record(EntryStatus::Reversal, -original.points);
+            reversal.rules = original
+                .rules
+                .iter()
+                .map(|l| RuleLine {
+                    points: -l.points,
+                    ..l.clone()
+                })
+                .collect();
+            reversal.config = original.config;
             // The clawback belongs to the period the original counted in.
             reversal.month = Some(month.clone());
+            let writes = original
+                .adds
+                .iter()
+                .filter(|a| still_open(a, standing.today))
+                .map(|a| Write {
+                    scope: a.scope.clone(),
+                    name: a.name.clone(),
+                    op: Op::Add(-a.by),
+                    guard: Guard::Free,
+                })
+                .collect();
             Plan::Reverse {
                 reversal,
                 original_id: original_id.to_owned(),
@@ -213,6 +323,7 @@ pub fn plan(
                     count: original.event_type.clone().map(|t| (t, -1)),
                     login_day: None,
                 },
+                writes,
             }
         }
         Some(original) if original.status == EntryStatus::Reversal => {
@@ -228,13 +339,48 @@ pub fn plan(
     }
 }
 
+/// A wallet lot that has matured (pending points deposited, expired points gone) is not
+/// taken back by a reversal: it no longer stands for anything spendable.
+fn still_open(added: &Added, today: &str) -> bool {
+    let date = added
+        .name
+        .strip_prefix(PENDING_LOT)
+        .or_else(|| added.name.strip_prefix(EXPIRY_LOT));
+    date.is_none_or(|date| date > today)
+}
+
+/// Pending lots whose deposit day has passed: they no longer hold anything back, so an award
+/// removes them and the profile item stays small.
+fn matured_lots(standing: &Standing, writes: &[Write]) -> Vec<String> {
+    let mut lots: Vec<String> = standing
+        .counters
+        .profile
+        .keys()
+        .filter(|name| {
+            name.strip_prefix(PENDING_LOT)
+                .is_some_and(|date| date <= standing.today)
+        })
+        .filter(|name| {
+            !writes
+                .iter()
+                .any(|w| w.scope == Scope::Profile && w.name == **name)
+        })
+        .cloned()
+        .collect();
+    lots.sort();
+    lots
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::envelope::parse_event;
+    use crate::domain::participant::Profile;
+    use crate::domain::program::ProgramVersions;
+    use crate::service::award::Outcome;
+    use crate::service::replay::Replay;
     use proptest::prelude::*;
     use serde_json::json;
-    use std::collections::HashMap;
 
     fn program() -> Program {
         Program::parse(
@@ -266,66 +412,65 @@ mod tests {
         event(id, "deal.cancelled", json!({"original_event": original}))
     }
 
-    /// A minimal store: applies plans the way the DynamoDB adapter's conditional writes do.
-    #[derive(Default)]
-    struct Memory {
-        records: HashMap<String, EventRecord>,
-        balance: i64,
-        month_points: HashMap<String, i64>,
+    fn profile() -> Profile {
+        Profile::from_json(&json!({"name": "R", "email": "r@example.com", "locale": "en",
+            "time_zone": "Europe/Stockholm", "role": "seller", "distributor": "d", "location": "l"}))
+        .unwrap()
     }
 
-    impl Memory {
-        fn deliver(&mut self, event: &Event) {
-            let own = self.records.get(&event.id).cloned();
-            let original = event.reverses().and_then(|o| self.records.get(o)).cloned();
-            match plan(&program(), event, now(), own.as_ref(), original.as_ref()) {
-                Plan::Duplicate => {}
-                Plan::Award { record, month } => {
-                    self.balance += record.points;
-                    *self.month_points.entry(month.month).or_default() += month.points;
-                    self.records.insert(record.event_id.clone(), record);
-                }
-                Plan::Reverse {
-                    reversal,
-                    original_id,
-                    month,
-                } => {
-                    self.balance += reversal.points;
-                    *self.month_points.entry(month.month).or_default() += month.points;
-                    let original = self.records.get_mut(&original_id).unwrap();
-                    original.status = EntryStatus::Reversed;
-                    original.reversed_by = Some(reversal.event_id.clone());
-                    self.records.insert(reversal.event_id.clone(), reversal);
-                }
-                Plan::ReverseBeforeOriginal {
-                    reversal,
-                    placeholder,
-                } => {
-                    self.records.insert(reversal.event_id.clone(), reversal);
-                    self.records
-                        .insert(placeholder.event_id.clone(), placeholder);
-                }
-                Plan::ArriveCancelled { record, .. } | Plan::IgnoreReversal { record } => {
-                    self.records.insert(record.event_id.clone(), record);
-                }
-            }
-        }
+    /// The real award path over the in-memory store, with rep-1 enrolled.
+    fn replay() -> Replay {
+        let replay = Replay::new(ProgramVersions::single(program(), Timestamp::UNIX_EPOCH));
+        replay.enrol("rep-1", profile(), "2026-01-01T00:00:00Z".parse().unwrap());
+        replay
+    }
+
+    fn deliver(replay: &Replay, event: &Event) -> Outcome {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(replay.deliver(event.clone(), now()))
+            .unwrap()
+    }
+
+    fn account(replay: &Replay) -> crate::adapters::memory::Account {
+        replay.store.accounts()[&("acme".to_owned(), "rep-1".to_owned())].clone()
     }
 
     #[test]
     fn an_award_counts_in_the_program_month_and_names_its_rule() {
-        let Plan::Award { record, month } = plan(&program(), &deal("d-1"), now(), None, None)
+        let counters = Counters::default();
+        let subject = Subject {
+            role: None,
+            segment: None,
+            tier: None,
+            distributor: None,
+            location: None,
+            region: None,
+            status: "active",
+            enrolled_at: Timestamp::UNIX_EPOCH,
+        };
+        let standing = Standing {
+            subject,
+            counters: &counters,
+            today: "2026-11-22",
+        };
+        let Plan::Award { record, month, .. } =
+            plan(&program(), &deal("d-1"), now(), None, None, &standing)
         else {
             panic!("expected an award")
         };
         assert_eq!(record.points, 50);
         assert_eq!(
-            record.rule,
-            Some(RuleRef {
-                id: "points.deal.registered".into(),
-                version: 7
-            })
+            record.rules,
+            vec![RuleLine {
+                id: "points-deal-registered".into(),
+                version: 7,
+                points: 50
+            }]
         );
+        assert_eq!(record.config, Some(7));
         assert_eq!(month.month, "2026-11"); // 23:30 UTC on 31 Oct is 00:30 on 1 Nov in Stockholm
         assert_eq!(month.count, Some(("deal.registered".into(), 1)));
         assert_eq!(month.login_day, None);
@@ -333,37 +478,44 @@ mod tests {
 
     #[test]
     fn a_reversal_claws_back_exactly_what_the_original_earned() {
-        let mut store = Memory::default();
-        store.deliver(&deal("d-1"));
-        store.deliver(&cancel("c-1", "d-1"));
-        assert_eq!(store.balance, 0);
-        assert_eq!(store.records["c-1"].rule, store.records["d-1"].rule);
-        assert_eq!(store.records["d-1"].status, EntryStatus::Reversed);
+        let replay = replay();
+        deliver(&replay, &deal("d-1"));
+        deliver(&replay, &cancel("c-1", "d-1"));
+        let a = account(&replay);
+        assert_eq!(a.state.balance, 0);
+        assert_eq!(
+            a.records["c-1"].rules[0].points,
+            -a.records["d-1"].rules[0].points
+        );
+        assert_eq!(a.records["d-1"].status, EntryStatus::Reversed);
         // A second, different cancellation of the same deal does nothing.
-        store.deliver(&cancel("c-2", "d-1"));
-        assert_eq!(store.balance, 0);
-        assert_eq!(store.records["c-2"].status, EntryStatus::ReversalIgnored);
+        deliver(&replay, &cancel("c-2", "d-1"));
+        let a = account(&replay);
+        assert_eq!(a.state.balance, 0);
+        assert_eq!(a.records["c-2"].status, EntryStatus::ReversalIgnored);
     }
 
     #[test]
     fn a_reversal_before_its_original_makes_the_original_earn_nothing() {
-        let mut store = Memory::default();
-        store.deliver(&cancel("c-1", "d-1"));
-        store.deliver(&deal("d-1"));
-        store.deliver(&deal("d-1"));
-        assert_eq!(store.balance, 0);
-        assert_eq!(store.records["d-1"].status, EntryStatus::Cancelled);
-        assert_eq!(store.records["d-1"].reversed_by.as_deref(), Some("c-1"));
+        let replay = replay();
+        deliver(&replay, &cancel("c-1", "d-1"));
+        deliver(&replay, &deal("d-1"));
+        deliver(&replay, &deal("d-1"));
+        let a = account(&replay);
+        assert_eq!(a.state.balance, 0);
+        assert_eq!(a.records["d-1"].status, EntryStatus::Cancelled);
+        assert_eq!(a.records["d-1"].reversed_by.as_deref(), Some("c-1"));
     }
 
     #[test]
     fn reversals_cannot_be_reversed() {
-        let mut store = Memory::default();
-        store.deliver(&deal("d-1"));
-        store.deliver(&cancel("c-1", "d-1"));
-        store.deliver(&cancel("c-2", "c-1"));
-        assert_eq!(store.records["c-2"].status, EntryStatus::ReversalIgnored);
-        assert_eq!(store.balance, 0);
+        let replay = replay();
+        deliver(&replay, &deal("d-1"));
+        deliver(&replay, &cancel("c-1", "d-1"));
+        deliver(&replay, &cancel("c-2", "c-1"));
+        let a = account(&replay);
+        assert_eq!(a.records["c-2"].status, EntryStatus::ReversalIgnored);
+        assert_eq!(a.state.balance, 0);
     }
 
     proptest! {
@@ -386,22 +538,23 @@ mod tests {
                 .map(|i| cancel(&format!("c-{i}"), &events[i].id.clone()))
                 .collect();
             let all: Vec<&Event> = events.iter().chain(reversals.iter()).collect();
-            let mut store = Memory::default();
+            let replay = replay();
             for (pick, times) in &deliveries {
                 for _ in 0..*times {
-                    store.deliver(all[pick % all.len()]);
+                    deliver(&replay, all[pick % all.len()]);
                 }
             }
             // Deliver everything at least once at the end, in reverse, as a late redelivery.
             for event in all.iter().rev() {
-                store.deliver(event);
+                deliver(&replay, event);
             }
             let expected: i64 = (0..6)
                 .filter(|&i| !cancelled[i])
                 .map(|i| if i % 2 == 0 { 50 } else { 120 })
                 .sum();
-            prop_assert_eq!(store.balance, expected);
-            prop_assert_eq!(store.month_points.values().sum::<i64>(), expected);
+            let a = account(&replay);
+            prop_assert_eq!(a.state.balance, expected);
+            prop_assert_eq!(a.months.values().map(|m| m.stats.points).sum::<i64>(), expected);
         }
     }
 }

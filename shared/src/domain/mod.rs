@@ -1,6 +1,7 @@
 //! The pure domain: no AWS types, no I/O. Everything here is deterministic given its inputs.
 
 pub mod counters;
+pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod ledger;
@@ -9,4 +10,5 @@ pub mod participant;
 pub mod period;
 pub mod program;
 pub mod queued;
+pub mod rules;
 pub mod signature;

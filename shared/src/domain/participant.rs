@@ -20,6 +20,9 @@ pub struct Profile {
     pub location: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The program tier (e.g. `gold`) the program assigns; rules may match on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager: Option<Manager>,
 }
@@ -31,7 +34,7 @@ pub struct Manager {
     pub email: String,
 }
 
-const PROFILE_FIELDS: [&str; 10] = [
+const PROFILE_FIELDS: [&str; 11] = [
     "name",
     "email",
     "phone",
@@ -41,12 +44,13 @@ const PROFILE_FIELDS: [&str; 10] = [
     "distributor",
     "location",
     "region",
+    "tier",
     "manager",
 ];
 
 impl Profile {
     /// The fields a profile may leave out; an update that leaves one out removes it.
-    pub const OPTIONAL_FIELDS: [&str; 3] = ["phone", "region", "manager"];
+    pub const OPTIONAL_FIELDS: [&str; 4] = ["phone", "region", "tier", "manager"];
 
     /// Validates an enrolment body, reporting every error with its path.
     pub fn from_json(value: &Value) -> Result<Self, Vec<FieldError>> {
@@ -91,6 +95,7 @@ impl Profile {
         let distributor = text(object, "distributor", "distributor", true, &mut errors);
         let location = text(object, "location", "location", true, &mut errors);
         let region = text(object, "region", "region", false, &mut errors);
+        let tier = text(object, "tier", "tier", false, &mut errors);
         let manager = match object.get("manager") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => {
@@ -122,6 +127,7 @@ impl Profile {
             distributor: distributor.expect("checked"),
             location: location.expect("checked"),
             region,
+            tier,
             manager,
         });
         errors.into_result(()).map(|()| profile.expect("checked"))

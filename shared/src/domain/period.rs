@@ -17,6 +17,12 @@ pub struct Periods {
     pub year: String,
     /// Day of the month, 1..=31: the distinct-login-day counters are sets of these.
     pub day_of_month: u8,
+    /// The month the ISO week's Monday falls in: weekly counters live on that month's item.
+    pub week_start_month: String,
+    /// Days since 1970-01-01 of the local date, and its ISO weekday (1 = Monday): streaks
+    /// count consecutive days and weeks with these.
+    pub day_number: i64,
+    pub weekday: i8,
 }
 
 impl Periods {
@@ -25,6 +31,12 @@ impl Periods {
         let date = local.date();
         let (year, month, day) = (date.year(), date.month(), date.day());
         let iso = date.iso_week_date();
+        let weekday = date.weekday().to_monday_one_offset();
+        let monday = date
+            .checked_sub(jiff::Span::new().days(i64::from(weekday - 1)))
+            .unwrap_or(date);
+        // Date subtraction yields a span in whole days.
+        let day_number = i64::from((date - jiff::civil::date(1970, 1, 1)).get_days());
         Self {
             day: format!("{year:04}-{month:02}-{day:02}"),
             week: format!("{:04}-W{:02}", iso.year(), iso.week()),
@@ -32,6 +44,9 @@ impl Periods {
             quarter: quarter_of_month(year, month),
             year: format!("{year:04}"),
             day_of_month: day as u8,
+            week_start_month: format!("{:04}-{:02}", monday.year(), monday.month()),
+            day_number,
+            weekday,
         }
     }
 }

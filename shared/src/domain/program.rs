@@ -1,19 +1,59 @@
-//! Program configuration v1: identity, time zone, locale and the per-type points table.
+//! Program configuration v1: identity, time zone, locale, the points value, and the rules
+//! engine's sections (rules, campaigns, budgets, wallet), plus the sections later features
+//! read (leaderboards, drawings, non-use policy, segments, journeys, notifications).
 //!
-//! The points table is the seam the rules engine replaces: award code asks the program what
-//! an event earns and under which rule and version, never the table directly.
+//! Award code asks the program what an event earns (`Program::evaluate`, in `engine`), never
+//! a rule directly. The reference is docs/program-config.md.
 
-use super::envelope::{Event, check_event_type};
 use super::error::{FieldError, FieldErrors};
-use super::money::json_kind;
+use super::money::{Currency, json_kind, parse_amount};
 use super::period::time_zone;
+use super::rules::{
+    Budget, Campaign, Fields, MAX_RULES, Rule, Wallet, parse_budget, parse_campaign, parse_rule,
+    parse_wallet,
+};
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde_json::Value;
-use std::collections::BTreeMap;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Largest award (or penalty) one event may carry.
 pub const MAX_POINTS_PER_EVENT: i64 = 1_000_000;
-const FIELDS: [&str; 5] = ["program", "name", "time_zone", "locale", "points"];
+
+const FIELDS: [&str; 18] = [
+    "program",
+    "name",
+    "time_zone",
+    "locale",
+    "effective_from",
+    "points_value",
+    "points",
+    "rules",
+    "campaigns",
+    "budgets",
+    "wallet",
+    // Read by the features that use them; stored with the version like every other section.
+    "leaderboards",
+    "drawings",
+    "non_use",
+    "segments",
+    "journeys",
+    "notifications",
+    "catalog",
+];
+
+/// Sections the rules engine does not read; each must be an object or a list.
+const RESERVED: [&str; 7] = [
+    "leaderboards",
+    "drawings",
+    "non_use",
+    "segments",
+    "journeys",
+    "notifications",
+    "catalog",
+];
 
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -24,24 +64,25 @@ pub struct Program {
     pub locale: String,
     /// Stored version of this configuration; every ledger entry names it.
     pub version: u32,
-    points: BTreeMap<String, i64>,
+    /// When this version starts to apply, by `occurred_at` (`None`: when it is stored).
+    pub effective_from: Option<Timestamp>,
+    /// What one point costs the program.
+    pub points_value: Option<(Decimal, Currency)>,
+    pub rules: Vec<Rule>,
+    /// Rule indexes by event type: an event is matched against its own type's rules only.
+    pub(crate) by_type: HashMap<String, Vec<usize>>,
+    pub campaigns: Vec<Campaign>,
+    pub budgets: Vec<Budget>,
+    pub wallet: Wallet,
     /// The document as validated, stored verbatim so a version can be read back.
     pub document: Value,
 }
 
-/// Which rule, at which version, produced a ledger entry.
+/// Which rule, at which version, produced (part of) a ledger entry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleRef {
     pub id: String,
     pub version: u32,
-}
-
-/// What an event earns before any stored state is considered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Earning {
-    pub points: i64,
-    /// `None` when no rule names the event's type: recorded, earns nothing.
-    pub rule: Option<RuleRef>,
 }
 
 impl Program {
@@ -59,37 +100,19 @@ impl Program {
     /// Validates a document, reporting every error with its path.
     pub fn from_document(document: Value, version: u32) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::default();
-        let Some(object) = document.as_object() else {
+        if !document.is_object() {
             return Err(vec![FieldError::new(
                 "$",
                 format!("must be an object, got {}", json_kind(&document)),
             )]);
-        };
-        for key in object.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
-            errors.push(
-                key.clone(),
-                format!("is not a program field (expected one of {FIELDS:?})"),
-            );
         }
-        let mut text = |key: &str, required: bool| match object.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-            None if !required => None,
-            Some(other) => {
-                errors.push(
-                    key,
-                    format!("must be a non-empty string, got {}", json_kind(other)),
-                );
-                None
-            }
-            None => {
-                errors.push(key, "is required");
-                None
-            }
-        };
-        let id = text("program", true);
-        let name = text("name", true);
-        let zone_name = text("time_zone", true);
-        let locale = text("locale", false).unwrap_or_else(|| "en".to_owned());
+        let f = Fields::of(&document, "", &FIELDS, &mut errors).expect("checked: an object");
+        let id = f.text("program", true, &mut errors);
+        let name = f.text("name", true, &mut errors);
+        let zone_name = f.text("time_zone", true, &mut errors);
+        let locale = f
+            .text("locale", false, &mut errors)
+            .unwrap_or_else(|| "en".to_owned());
         if let Some(id) = &id
             && let Err(reason) = check_program_id(id)
         {
@@ -100,39 +123,77 @@ impl Program {
                 .map_err(|e| errors.push("time_zone", e))
                 .ok()
         });
-        let mut points = BTreeMap::new();
-        match object.get("points") {
-            None => {}
-            Some(Value::Object(table)) => {
-                for (event_type, value) in table {
-                    let field = format!("points[{event_type:?}]");
-                    if let Err(reason) = check_event_type(event_type) {
-                        errors.push(field.clone(), reason);
+        let effective_from = f.time("effective_from", &mut errors);
+        let points_value = f.get("points_value").and_then(|v| {
+            let g = Fields::of(v, "points_value", &["amount", "currency"], &mut errors)?;
+            let amount = g.get("amount").map(parse_amount);
+            let currency = g
+                .text("currency", true, &mut errors)
+                .map(|c| Currency::parse(&c));
+            match (amount, currency) {
+                (Some(Ok(amount)), Some(Ok(currency))) => Some((amount, currency)),
+                (amount, currency) => {
+                    if let Some(Err(reason)) = amount {
+                        errors.push("points_value.amount", reason);
+                    } else if amount.is_none() {
+                        errors.push("points_value.amount", "is required: what one point costs");
                     }
-                    match value.as_i64() {
-                        Some(p) if p.abs() <= MAX_POINTS_PER_EVENT => {
-                            points.insert(event_type.clone(), p);
-                        }
-                        _ => errors.push(
-                            field,
-                            format!(
-                                "must be whole points from -{MAX_POINTS_PER_EVENT} to {MAX_POINTS_PER_EVENT}, got {value}"
-                            ),
-                        ),
+                    if let Some(Err(reason)) = currency {
+                        errors.push("points_value.currency", reason);
                     }
+                    None
                 }
             }
-            Some(other) => errors.push(
-                "points",
-                format!("must map event types to points, got {}", json_kind(other)),
-            ),
+        });
+        let mut rules = points_table(&f, version, &mut errors);
+        let listed = f.list("rules", &mut errors);
+        if listed.len() > MAX_RULES {
+            errors.push(
+                "rules",
+                format!("at most {MAX_RULES} rules, got {}", listed.len()),
+            );
         }
-        for reversal in ["deal.cancelled", "contract.cancelled"] {
-            if points.contains_key(reversal) {
+        for (i, rule) in listed.iter().enumerate() {
+            rules.extend(parse_rule(rule, &format!("rules[{i}]"), &mut errors));
+        }
+        let campaigns: Vec<Campaign> = f
+            .list("campaigns", &mut errors)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| parse_campaign(c, &format!("campaigns[{i}]"), &mut errors))
+            .collect();
+        let budgets: Vec<Budget> = f
+            .list("budgets", &mut errors)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| parse_budget(b, &format!("budgets[{i}]"), &mut errors))
+            .collect();
+        let wallet = f
+            .get("wallet")
+            .map(|w| parse_wallet(w, "wallet", &mut errors))
+            .unwrap_or_default();
+        for section in RESERVED {
+            if let Some(value) = f.get(section)
+                && !(value.is_object() || value.is_array())
+            {
                 errors.push(
-                    format!("points[{reversal:?}]"),
-                    "reversals earn nothing themselves: they claw back what the original earned",
+                    section,
+                    format!("must be an object or a list, got {}", json_kind(value)),
                 );
+            }
+        }
+        check_references(
+            &document,
+            &rules,
+            &campaigns,
+            &budgets,
+            &wallet,
+            &mut errors,
+        );
+        let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, rule) in rules.iter().enumerate() {
+            for event_type in &rule.when.types {
+                by_type.entry(event_type.clone()).or_default().push(i);
             }
         }
         let program = errors.is_empty().then(|| Program {
@@ -142,27 +203,222 @@ impl Program {
             time_zone_name: zone_name.expect("checked"),
             locale,
             version,
-            points,
+            effective_from,
+            points_value,
+            rules,
+            by_type,
+            campaigns,
+            budgets,
+            wallet,
             document: document.clone(),
         });
         errors.into_result(()).map(|()| program.expect("checked"))
     }
 
-    /// What `event` earns under this version of the program.
-    pub fn earning(&self, event: &Event) -> Earning {
-        match self.points.get(&event.event_type) {
-            Some(&points) => Earning {
-                points,
-                rule: Some(RuleRef {
-                    id: format!("points.{}", event.event_type),
-                    version: self.version,
-                }),
-            },
-            None => Earning {
-                points: 0,
-                rule: None,
-            },
+    /// Errors for rules and campaigns whose definition changed since `deployed` while their
+    /// version did not grow: the ledger names rule versions, so a version must mean one rule.
+    pub fn check_versions(&self, deployed: &Program) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let listed = |section: &str| -> Vec<Value> {
+            self.document
+                .get(section)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let before: BTreeMap<&str, (u32, &Value)> = deployed
+            .rules
+            .iter()
+            .map(|r| (r.id.as_str(), (r.version, &r.definition)))
+            .chain(
+                deployed
+                    .campaigns
+                    .iter()
+                    .map(|c| (c.id.as_str(), (c.version, &c.definition))),
+            )
+            .collect();
+        let now: Vec<(&str, u32, &Value)> = self
+            .rules
+            .iter()
+            .map(|r| (r.id.as_str(), r.version, &r.definition))
+            .chain(
+                self.campaigns
+                    .iter()
+                    .map(|c| (c.id.as_str(), c.version, &c.definition)),
+            )
+            .collect();
+        for (id, version, definition) in now {
+            let Some((old_version, old_definition)) = before.get(id) else {
+                continue;
+            };
+            let path = ["rules", "campaigns"].iter().find_map(|section| {
+                listed(section)
+                    .iter()
+                    .position(|r| r.get("id").and_then(Value::as_str) == Some(id))
+                    .map(|i| format!("{section}[{i}].version"))
+            });
+            let Some(path) = path else { continue };
+            if definition != *old_definition && version <= *old_version {
+                errors.push(FieldError::new(
+                    path,
+                    format!("{id} changed since version {old_version} was deployed: give it a higher version"),
+                ));
+            } else if definition == *old_definition && version != *old_version {
+                errors.push(FieldError::new(
+                    path,
+                    format!("{id} is unchanged: keep its version {old_version}"),
+                ));
+            }
         }
+        errors
+    }
+
+    /// What one point costs, as text for reports (`0.10 SEK`).
+    pub fn points_value_json(&self) -> Value {
+        match &self.points_value {
+            Some((amount, currency)) => {
+                json!({"amount": amount.to_string(), "currency": currency.as_str()})
+            }
+            None => Value::Null,
+        }
+    }
+}
+
+/// The shorthand `points: {event type: points}`: one fixed rule per type, id `points-{type}`,
+/// versioned with the program (the table has no versions of its own).
+fn points_table(f: &Fields, version: u32, errors: &mut FieldErrors) -> Vec<Rule> {
+    let Some(value) = f.get("points") else {
+        return Vec::new();
+    };
+    let Some(table) = value.as_object() else {
+        errors.push(
+            "points",
+            format!("must map event types to points, got {}", json_kind(value)),
+        );
+        return Vec::new();
+    };
+    let mut rules = Vec::new();
+    for (event_type, points) in table {
+        let field = format!("points[{event_type:?}]");
+        let id = format!("points-{}", event_type.replace('.', "-"));
+        let rule = json!({"id": id, "version": version.max(1), "when": {"type": event_type}, "award": {"points": points}});
+        let mut own = FieldErrors::default();
+        match parse_rule(&rule, &field, &mut own) {
+            Some(rule) => rules.push(rule),
+            None => {
+                // Report against the table entry, not the rule it stands for.
+                let reason = own
+                    .0
+                    .iter()
+                    .map(|e| e.reason.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                errors.push(field, reason);
+            }
+        }
+    }
+    rules
+}
+
+/// Ids must be unique, and every list of rule ids must name rules of this document.
+fn check_references(
+    document: &Value,
+    rules: &[Rule],
+    campaigns: &[Campaign],
+    budgets: &[Budget],
+    wallet: &Wallet,
+    errors: &mut FieldErrors,
+) {
+    let known: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for (section, ids) in [
+        ("rules", known.clone()),
+        (
+            "campaigns",
+            campaigns.iter().map(|c| c.id.as_str()).collect(),
+        ),
+        ("budgets", budgets.iter().map(|b| b.id.as_str()).collect()),
+    ] {
+        seen.clear();
+        for id in ids {
+            if !seen.insert(id) {
+                let i = document[section]
+                    .as_array()
+                    .and_then(|a| {
+                        a.iter()
+                            .rposition(|r| r.get("id").and_then(Value::as_str) == Some(id))
+                    })
+                    .unwrap_or(0);
+                errors.push(
+                    format!("{section}[{i}].id"),
+                    format!("{id:?} is used twice"),
+                );
+            }
+        }
+    }
+    let mut check = |path: String, ids: &Option<Vec<String>>| {
+        for (j, id) in ids.iter().flatten().enumerate() {
+            if !known.contains(&id.as_str()) {
+                errors.push(format!("{path}[{j}]"), format!("no rule has the id {id:?}"));
+            }
+        }
+    };
+    for (i, c) in campaigns.iter().enumerate() {
+        check(format!("campaigns[{i}].rules"), &c.rules);
+    }
+    for (i, b) in budgets.iter().enumerate() {
+        check(format!("budgets[{i}].rules"), &b.rules);
+    }
+    if let Some(pending) = &wallet.pending {
+        check("wallet.pending.rules".into(), &pending.rules);
+    }
+}
+
+/// Every stored version of a program, and which one is in force when.
+///
+/// A version applies to events that occurred at or after its effective time; a later version
+/// replaces whatever an earlier one scheduled from its own effective time on. Events from
+/// before the first version's effective time are evaluated under the first version.
+#[derive(Debug, Clone)]
+pub struct ProgramVersions {
+    /// `(effective from, version)`, strictly increasing in time.
+    timeline: Vec<(Timestamp, Arc<Program>)>,
+    latest: Arc<Program>,
+}
+
+impl ProgramVersions {
+    /// `versions` in any order, each with its resolved effective time; `None` if empty.
+    pub fn new(mut versions: Vec<(Timestamp, Arc<Program>)>) -> Option<Self> {
+        versions.sort_by_key(|(_, p)| p.version);
+        let latest = versions.last()?.1.clone();
+        let mut timeline: Vec<(Timestamp, Arc<Program>)> = Vec::new();
+        for (from, program) in versions {
+            while timeline.last().is_some_and(|(t, _)| *t >= from) {
+                timeline.pop();
+            }
+            timeline.push((from, program));
+        }
+        Some(Self { timeline, latest })
+    }
+
+    pub fn single(program: Program, effective_from: Timestamp) -> Self {
+        Self::new(vec![(effective_from, Arc::new(program))]).expect("one version")
+    }
+
+    /// The most recently stored version.
+    pub fn latest(&self) -> &Arc<Program> {
+        &self.latest
+    }
+
+    /// The version in force for an event that occurred at `at`.
+    pub fn at(&self, at: Timestamp) -> &Arc<Program> {
+        let i = self.timeline.partition_point(|(from, _)| *from <= at);
+        &self.timeline[i.saturating_sub(1)].1
+    }
+
+    /// `(effective from, version)` of every version still in force somewhere on the timeline.
+    pub fn schedule(&self) -> Vec<(Timestamp, u32)> {
+        self.timeline.iter().map(|(t, p)| (*t, p.version)).collect()
     }
 }
 
@@ -180,47 +436,87 @@ pub fn check_program_id(id: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::envelope::parse_event;
-    use serde_json::json;
 
-    const DEMO: &str = "
-program: acme
-name: ACME Channel Stars
-time_zone: Europe/Stockholm
-locale: sv-SE
-points:
-  portal.login: 5
-  deal.registered: 50
-";
+    const SAMPLE: &str = include_str!("../../../events/admin/program.yaml");
 
     #[test]
-    fn a_yaml_program_earns_by_type_and_names_its_rule_version() {
-        let program = Program::parse(DEMO, 3).unwrap();
-        let now = "2026-11-22T12:00:00Z".parse().unwrap();
-        let login = parse_event(
-            &json!({"id": "e", "participant": "p", "type": "portal.login", "occurred_at": "2026-11-01T08:00:00Z"}),
-            "",
-            now,
-        )
+    fn the_sample_program_is_valid_and_indexes_rules_by_type() {
+        let program = Program::parse(SAMPLE, 1).unwrap();
+        assert_eq!(program.rules.len(), 12);
+        let login: Vec<&str> = program
+            .rules_for("portal.login")
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(login, ["first-login", "daily-login", "login-streak"]);
+        assert_eq!(program.campaigns.len(), 2);
+        assert_eq!(program.budgets[0].shards, 4);
+    }
+
+    fn version(n: u32) -> Arc<Program> {
+        Arc::new(Program::parse(SAMPLE, n).unwrap())
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_version_applies_from_its_effective_time_and_a_later_one_replaces_what_was_scheduled() {
+        let versions = ProgramVersions::new(vec![
+            (at("2026-11-01T00:00:00Z"), version(1)),
+            // Scheduled for December, then superseded by version 3 from 20 November.
+            (at("2026-12-01T00:00:00Z"), version(2)),
+            (at("2026-11-20T00:00:00Z"), version(3)),
+        ])
         .unwrap();
+        let in_force = |t: &str| versions.at(at(t)).version;
         assert_eq!(
-            program.earning(&login),
-            Earning {
-                points: 5,
-                rule: Some(RuleRef {
-                    id: "points.portal.login".into(),
-                    version: 3
-                })
-            }
+            in_force("2026-10-01T00:00:00Z"),
+            1,
+            "before the first: the first"
         );
-        let other = parse_event(
-            &json!({"id": "e", "participant": "p", "type": "acme.webinar", "occurred_at": "2026-11-01T08:00:00Z"}),
-            "",
-            now,
-        )
-        .unwrap();
-        assert_eq!(program.earning(&other).points, 0);
-        assert_eq!(program.earning(&other).rule, None);
+        assert_eq!(in_force("2026-11-19T23:59:59Z"), 1);
+        assert_eq!(in_force("2026-11-20T00:00:00Z"), 3);
+        assert_eq!(in_force("2026-12-15T00:00:00Z"), 3);
+        assert_eq!(versions.latest().version, 3);
+        assert_eq!(
+            versions.schedule(),
+            vec![
+                (at("2026-11-01T00:00:00Z"), 1),
+                (at("2026-11-20T00:00:00Z"), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_changed_rule_needs_a_higher_version_and_an_unchanged_one_keeps_its_own() {
+        let deployed = Program::parse(SAMPLE, 1).unwrap();
+        let changed = SAMPLE.replace("award: { points: 5 }", "award: { points: 6 }");
+        let errors = Program::parse(&changed, 2)
+            .unwrap()
+            .check_versions(&deployed);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "rules[1].version");
+        let bumped = changed.replacen(
+            "id: daily-login\n    version: 1",
+            "id: daily-login\n    version: 2",
+            1,
+        );
+        assert!(
+            Program::parse(&bumped, 2)
+                .unwrap()
+                .check_versions(&deployed)
+                .is_empty()
+        );
+        let needless = SAMPLE.replacen(
+            "id: lead-tip\n    version: 1",
+            "id: lead-tip\n    version: 2",
+            1,
+        );
+        let errors = Program::parse(&needless, 2)
+            .unwrap()
+            .check_versions(&deployed);
+        assert_eq!(errors[0].field, "rules[9].version");
     }
 
     #[test]

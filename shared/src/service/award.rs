@@ -1,9 +1,12 @@
 //! Award: turn one queued event into exactly one effect on the ledger.
 
-use crate::domain::ledger::{Plan, plan};
+use crate::domain::envelope::Event;
+use crate::domain::ledger::{Plan, Standing, plan};
+use crate::domain::period::Periods;
 use crate::domain::program::Program;
 use crate::domain::queued::QueuedEvent;
-use crate::ports::{AwardStore, Clock, Consumed, PortError, ProgramReader};
+use crate::ports::{AwardStore, Clock, Consumed, Loaded, PortError, ProgramReader};
+use std::sync::Arc;
 
 /// How often a plan is re-made when a concurrent writer changed the state under it, or a
 /// transient failure (a transaction conflict, throttling) is retried in place. Past that the
@@ -52,10 +55,7 @@ pub async fn award_message<S: AwardStore, P: ProgramReader, C: Clock>(
     message: &str,
 ) -> Result<(Outcome, Consumed), AwardError> {
     let queued = QueuedEvent::from_message(message).map_err(AwardError::Unprocessable)?;
-    let program = programs
-        .current(&queued.program)
-        .await?
-        .ok_or_else(|| AwardError::NoProgram(queued.program.clone()))?;
+    let program = program_at(programs, &queued.program, &queued.event).await?;
     let event = &queued.event;
     let ids: Vec<&str> = std::iter::once(event.id.as_str())
         .chain(event.reverses())
@@ -74,6 +74,34 @@ pub async fn award_message<S: AwardStore, P: ProgramReader, C: Clock>(
     Err(AwardError::Contended)
 }
 
+/// The program version in force when `event` occurred.
+pub async fn program_at<P: ProgramReader>(
+    programs: &P,
+    program: &str,
+    event: &Event,
+) -> Result<Arc<Program>, AwardError> {
+    let versions = programs
+        .versions(program)
+        .await?
+        .ok_or_else(|| AwardError::NoProgram(program.to_owned()))?;
+    Ok(versions.at(event.occurred_at).clone())
+}
+
+/// Everything an evaluation of `event` reads: the participant, the records named by `ids`
+/// and the counters the matching rules count on.
+pub async fn load<S: AwardStore>(
+    store: &S,
+    program: &Program,
+    event: &Event,
+    ids: &[&str],
+) -> Result<Loaded, PortError> {
+    let periods = Periods::of(event.occurred_at, &program.time_zone);
+    let reads = program.reads(event, &periods);
+    store
+        .load(&program.id, &event.participant, ids, &reads)
+        .await
+}
+
 /// Loads, plans and commits once; `ConditionFailed` means the state moved under the plan.
 async fn attempt_once<S: AwardStore, C: Clock>(
     store: &S,
@@ -84,9 +112,9 @@ async fn attempt_once<S: AwardStore, C: Clock>(
     ids: &[&str],
 ) -> Result<(Outcome, Consumed), PortError> {
     let event = &queued.event;
-    let loaded = store.load(&program.id, &event.participant, ids).await?;
+    let loaded = load(store, program, event, ids).await?;
     let mut consumed = loaded.consumed;
-    if !loaded.enrolled {
+    let Some(participant) = &loaded.participant else {
         consumed += store
             .park(
                 &program.id,
@@ -97,10 +125,16 @@ async fn attempt_once<S: AwardStore, C: Clock>(
             )
             .await?;
         return Ok((Outcome::Parked, consumed));
-    }
+    };
+    let today = Periods::of(clock.now(), &program.time_zone).day;
+    let standing = Standing {
+        subject: participant.subject(),
+        counters: &loaded.counters,
+        today: &today,
+    };
     let own = loaded.record(&event.id);
     let original = event.reverses().and_then(|id| loaded.record(id));
-    let plan = plan(program, event, queued.received_at, own, original);
+    let plan = plan(program, event, queued.received_at, own, original, &standing);
     let outcome = match &plan {
         Plan::Duplicate => return Ok((Outcome::Duplicate, consumed)),
         Plan::Award { record, .. } => Outcome::Awarded {

@@ -1,5 +1,7 @@
 //! The use cases: each drives the pure domain through the ports it needs.
 
 pub mod award;
+pub mod calculator;
 pub mod enrol;
 pub mod ingest;
+pub mod replay;

@@ -1,0 +1,365 @@
+//! An in-memory store with the DynamoDB adapter's semantics: a plan applies atomically and
+//! only if every guard holds, else nothing changes and the caller re-plans. The backtest
+//! replays history through it (touching no table), and the property tests check the laws of
+//! the award path against it.
+
+use crate::domain::counters::MonthStats;
+use crate::domain::engine::{Counters, Guard, Op, Reads, Scope, Write};
+use crate::domain::ledger::{EntryStatus, EventRecord, MonthDelta, Plan};
+use crate::domain::participant::Profile;
+use crate::domain::program::ProgramVersions;
+use crate::ports::{AwardStore, Consumed, Loaded, ParticipantState, PortError, ProgramReader};
+use jiff::Timestamp;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::Mutex;
+
+/// One participant's items.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub state: ParticipantState,
+    /// Numeric attributes of the profile item other than the balance: rule counters, lots.
+    pub counters: HashMap<String, i64>,
+    pub months: BTreeMap<String, Month>,
+    pub records: BTreeMap<String, EventRecord>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Month {
+    pub stats: MonthStats,
+    /// The rules' counters on the month item.
+    pub counters: HashMap<String, i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// By `(program, participant)`.
+    pub accounts: BTreeMap<(String, String), Account>,
+    /// By `(program, shard)`.
+    pub budgets: HashMap<(String, String), i64>,
+    /// Events of participants not enrolled, by `(program, participant)`.
+    pub parked: BTreeMap<(String, String), Vec<(String, String)>>,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub memory: Mutex<Memory>,
+}
+
+impl MemoryStore {
+    /// Enrols (or updates) a participant; `enrolled_at` is kept from the first enrolment.
+    pub fn enrol(&self, program: &str, participant: &str, profile: Profile, at: Timestamp) {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let key = (program.to_owned(), participant.to_owned());
+        match memory.accounts.get_mut(&key) {
+            Some(account) => account.state.profile = profile,
+            None => {
+                memory.accounts.insert(
+                    key,
+                    Account {
+                        state: ParticipantState {
+                            participant: participant.to_owned(),
+                            profile,
+                            status: "active".into(),
+                            enrolled_at: at.to_string(),
+                            balance: 0,
+                            segment: None,
+                        },
+                        counters: HashMap::new(),
+                        months: BTreeMap::new(),
+                        records: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Sets the segment rules match on (the daily segmentation's job on a real table).
+    pub fn set_segment(&self, program: &str, participant: &str, segment: Option<String>) {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        if let Some(account) = memory
+            .accounts
+            .get_mut(&(program.to_owned(), participant.to_owned()))
+        {
+            account.state.segment = segment;
+        }
+    }
+
+    /// A copy of every account, for reports and assertions.
+    pub fn accounts(&self) -> BTreeMap<(String, String), Account> {
+        self.memory.lock().expect("not poisoned").accounts.clone()
+    }
+
+    pub fn budget_spent(&self) -> HashMap<(String, String), i64> {
+        self.memory.lock().expect("not poisoned").budgets.clone()
+    }
+
+    pub fn parked_count(&self) -> usize {
+        let memory = self.memory.lock().expect("not poisoned");
+        memory.parked.values().map(Vec::len).sum()
+    }
+}
+
+fn stored(value: Option<&i64>) -> i64 {
+    value.copied().unwrap_or(0)
+}
+
+fn guard_holds(guard: Guard, value: i64) -> bool {
+    match guard {
+        Guard::Free => true,
+        Guard::AtMost(x) => value <= x,
+        Guard::AtLeast(x) => value >= x,
+        Guard::Equals(x) => value == x,
+    }
+}
+
+impl Memory {
+    fn counter(&self, program: &str, account: &Account, write: &Write) -> i64 {
+        match &write.scope {
+            Scope::Profile => stored(account.counters.get(&write.name)),
+            Scope::Month(m) => stored(
+                account
+                    .months
+                    .get(m)
+                    .and_then(|month| month.counters.get(&write.name)),
+            ),
+            Scope::Budget(b) => stored(self.budgets.get(&(program.to_owned(), b.clone()))),
+        }
+    }
+
+    fn apply_writes(&mut self, program: &str, key: &(String, String), writes: &[Write]) {
+        for write in writes {
+            let slot = match &write.scope {
+                Scope::Budget(b) => self
+                    .budgets
+                    .entry((program.to_owned(), b.clone()))
+                    .or_default(),
+                scope => {
+                    let account = self.accounts.get_mut(key).expect("checked enrolled");
+                    match scope {
+                        Scope::Profile => account.counters.entry(write.name.clone()).or_default(),
+                        Scope::Month(m) => account
+                            .months
+                            .entry(m.clone())
+                            .or_default()
+                            .counters
+                            .entry(write.name.clone())
+                            .or_default(),
+                        Scope::Budget(_) => unreachable!("matched above"),
+                    }
+                }
+            };
+            match write.op {
+                Op::Add(by) => *slot += by,
+                Op::Set(value) => *slot = value,
+            }
+        }
+    }
+}
+
+fn count_month(account: &mut Account, delta: &MonthDelta) {
+    let month = account.months.entry(delta.month.clone()).or_default();
+    month.stats.month = delta.month.clone();
+    month.stats.points += delta.points;
+    if let Some((event_type, by)) = &delta.count {
+        *month.stats.counts.entry(event_type.clone()).or_default() += by;
+    }
+    if let Some(day) = delta.login_day {
+        month.stats.login_days.insert(day);
+    }
+}
+
+impl AwardStore for MemoryStore {
+    async fn load(
+        &self,
+        program: &str,
+        participant: &str,
+        event_ids: &[&str],
+        reads: &Reads,
+    ) -> Result<Loaded, PortError> {
+        let memory = self.memory.lock().expect("not poisoned");
+        let mut loaded = Loaded::default();
+        let Some(account) = memory
+            .accounts
+            .get(&(program.to_owned(), participant.to_owned()))
+        else {
+            return Ok(loaded);
+        };
+        loaded.participant = Some(account.state.clone());
+        loaded.records = event_ids
+            .iter()
+            .filter_map(|id| account.records.get(*id).cloned())
+            .collect();
+        let mut counters = Counters {
+            profile: account.counters.clone(),
+            ..Counters::default()
+        };
+        for m in &reads.months {
+            if let Some(month) = account.months.get(m) {
+                counters.months.insert(m.clone(), month.counters.clone());
+            }
+        }
+        for b in &reads.budgets {
+            if let Some(spent) = memory.budgets.get(&(program.to_owned(), b.clone())) {
+                counters.budgets.insert(b.clone(), *spent);
+            }
+        }
+        loaded.counters = counters;
+        Ok(loaded)
+    }
+
+    async fn commit(
+        &self,
+        program: &str,
+        participant: &str,
+        plan: &Plan,
+    ) -> Result<Consumed, PortError> {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let key = (program.to_owned(), participant.to_owned());
+        let Some(account) = memory.accounts.get(&key) else {
+            return Err(PortError::ConditionFailed);
+        };
+        let record_is = |id: &str, status: Option<EntryStatus>| {
+            account.records.get(id).map(|r| r.status) == status
+        };
+        // Every condition first, as one transaction: nothing applies unless all hold.
+        let holds = match plan {
+            Plan::Duplicate => return Ok(Consumed::default()),
+            Plan::Award { record, writes, .. } => {
+                record_is(&record.event_id, None)
+                    && writes
+                        .iter()
+                        .all(|w| guard_holds(w.guard, memory.counter(program, account, w)))
+            }
+            Plan::Reverse {
+                reversal,
+                original_id,
+                ..
+            } => {
+                record_is(&reversal.event_id, None)
+                    && record_is(original_id, Some(EntryStatus::Awarded))
+            }
+            Plan::ReverseBeforeOriginal {
+                reversal,
+                placeholder,
+            } => record_is(&reversal.event_id, None) && record_is(&placeholder.event_id, None),
+            Plan::ArriveCancelled { record, .. } => {
+                record_is(&record.event_id, Some(EntryStatus::CancelledBeforeArrival))
+            }
+            Plan::IgnoreReversal { record } => record_is(&record.event_id, None),
+        };
+        if !holds {
+            return Err(PortError::ConditionFailed);
+        }
+        match plan {
+            Plan::Duplicate => {}
+            Plan::Award {
+                record,
+                month,
+                writes,
+                tidy,
+            } => {
+                memory.apply_writes(program, &key, writes);
+                let account = memory.accounts.get_mut(&key).expect("checked");
+                account.state.balance += record.points;
+                for lot in tidy {
+                    account.counters.remove(lot);
+                }
+                count_month(account, month);
+                account
+                    .records
+                    .insert(record.event_id.clone(), record.clone());
+            }
+            Plan::Reverse {
+                reversal,
+                original_id,
+                month,
+                writes,
+            } => {
+                memory.apply_writes(program, &key, writes);
+                let account = memory.accounts.get_mut(&key).expect("checked");
+                account.state.balance += reversal.points;
+                count_month(account, month);
+                let original = account.records.get_mut(original_id).expect("checked");
+                original.status = EntryStatus::Reversed;
+                original.reversed_by = Some(reversal.event_id.clone());
+                account
+                    .records
+                    .insert(reversal.event_id.clone(), reversal.clone());
+            }
+            Plan::ReverseBeforeOriginal {
+                reversal,
+                placeholder,
+            } => {
+                let account = memory.accounts.get_mut(&key).expect("checked");
+                account
+                    .records
+                    .insert(reversal.event_id.clone(), reversal.clone());
+                account
+                    .records
+                    .insert(placeholder.event_id.clone(), placeholder.clone());
+            }
+            Plan::ArriveCancelled { record, month } => {
+                let account = memory.accounts.get_mut(&key).expect("checked");
+                if let Some(month) = month {
+                    count_month(account, month);
+                }
+                account
+                    .records
+                    .insert(record.event_id.clone(), record.clone());
+            }
+            Plan::IgnoreReversal { record } => {
+                let account = memory.accounts.get_mut(&key).expect("checked");
+                account
+                    .records
+                    .insert(record.event_id.clone(), record.clone());
+            }
+        }
+        Ok(Consumed::default())
+    }
+
+    async fn park(
+        &self,
+        program: &str,
+        participant: &str,
+        event_id: &str,
+        message: &str,
+        _now: Timestamp,
+    ) -> Result<Consumed, PortError> {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let key = (program.to_owned(), participant.to_owned());
+        if memory.accounts.contains_key(&key) {
+            return Err(PortError::ConditionFailed);
+        }
+        let parked = memory.parked.entry(key).or_default();
+        if !parked.iter().any(|(id, _)| id == event_id) {
+            parked.push((event_id.to_owned(), message.to_owned()));
+        }
+        Ok(Consumed::default())
+    }
+}
+
+/// Program versions held in memory (a config file for the backtest, fixtures for tests).
+#[derive(Debug, Default)]
+pub struct StaticPrograms(pub Mutex<HashMap<String, Arc<ProgramVersions>>>);
+
+impl StaticPrograms {
+    pub fn of(versions: ProgramVersions) -> Self {
+        let id = versions.latest().id.clone();
+        Self(Mutex::new(HashMap::from([(id, Arc::new(versions))])))
+    }
+
+    pub fn replace(&self, versions: ProgramVersions) {
+        let id = versions.latest().id.clone();
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .insert(id, Arc::new(versions));
+    }
+}
+
+impl ProgramReader for StaticPrograms {
+    async fn versions(&self, program: &str) -> Result<Option<Arc<ProgramVersions>>, PortError> {
+        Ok(self.0.lock().expect("not poisoned").get(program).cloned())
+    }
+}
