@@ -6,7 +6,7 @@ use super::cache::TtlCache;
 use super::port_error;
 use crate::domain::counters::MonthStats;
 use crate::domain::engine::{BUDGET_SPENT, Guard, Op, Reads, Scope, Write};
-use crate::domain::ledger::{EntryStatus, EventRecord, MonthDelta, Plan};
+use crate::domain::ledger::{EntryStatus, EventRecord, Expired, MonthDelta, Plan};
 use crate::domain::participant::Profile;
 use crate::domain::program::{Program, ProgramVersions};
 use crate::ports::{
@@ -126,17 +126,22 @@ impl DynamoStore {
     /// The updates of an award or reversal: the profile (balance, lots, profile counters), the
     /// event's month item (counters and the rules' month counters), and any other month or
     /// budget item a rule counts on.
-    fn counter_updates(
-        &self,
-        program: &str,
-        pk: &str,
-        points: i64,
-        month: &MonthDelta,
-        writes: &[Write],
-        tidy: &[String],
-    ) -> Vec<TransactWriteItem> {
+    fn counter_updates(&self, program: &str, pk: &str, changes: Changes) -> Vec<TransactWriteItem> {
+        let Changes {
+            points,
+            month,
+            writes,
+            tidy,
+            expiries,
+        } = changes;
         let mut profile = Expr::default();
-        profile.add("balance", n(points));
+        let expired: i64 = expiries.iter().map(|e| e.record.points).sum();
+        profile.add("balance", n(points + expired));
+        // An expired lot goes only if it is still what the plan read: a concurrent expiry of
+        // the same lot makes this transaction fail and the event is decided again.
+        for expiry in expiries {
+            profile.remove_if_equal(&expiry.lot, expiry.stored);
+        }
         // The participant must still be enrolled (never re-create a deleted profile).
         profile.condition("attribute_exists(pk)".into());
         for lot in tidy {
@@ -323,15 +328,22 @@ impl AwardStore for DynamoStore {
                 month,
                 writes,
                 tidy,
+                expiries,
             } => {
                 let mut items = vec![self.put_new(self.record_item(program, record)?)];
+                for expired in expiries {
+                    items.push(self.put_new(self.record_item(program, &expired.record)?));
+                }
                 items.extend(self.counter_updates(
                     program,
                     &pk,
-                    record.points,
-                    month,
-                    writes,
-                    tidy,
+                    Changes {
+                        points: record.points,
+                        month,
+                        writes,
+                        tidy,
+                        expiries,
+                    },
                 ));
                 items
             }
@@ -359,10 +371,13 @@ impl AwardStore for DynamoStore {
                 items.extend(self.counter_updates(
                     program,
                     &pk,
-                    reversal.points,
-                    month,
-                    writes,
-                    &[],
+                    Changes {
+                        points: reversal.points,
+                        month,
+                        writes,
+                        tidy: &[],
+                        expiries: &[],
+                    },
                 ));
                 items
             }
@@ -435,6 +450,15 @@ impl AwardStore for DynamoStore {
     }
 }
 
+/// What an award or reversal changes beyond its records.
+struct Changes<'a> {
+    points: i64,
+    month: &'a MonthDelta,
+    writes: &'a [Write],
+    tidy: &'a [String],
+    expiries: &'a [Expired],
+}
+
 /// The numeric attributes of an item: the counters rules read.
 fn numbers(item: &Item) -> HashMap<String, i64> {
     item.iter()
@@ -492,6 +516,12 @@ impl Expr {
     fn remove(&mut self, attribute: &str) {
         let name = self.name(attribute);
         self.remove.push(name);
+    }
+
+    fn remove_if_equal(&mut self, attribute: &str, stored: i64) {
+        let (name, value) = (self.name(attribute), self.value(n(stored)));
+        self.remove.push(name.clone());
+        self.conditions.push(format!("{name} = {value}"));
     }
 
     fn condition(&mut self, condition: String) {

@@ -225,11 +225,20 @@ impl AwardStore for MemoryStore {
         // Every condition first, as one transaction: nothing applies unless all hold.
         let holds = match plan {
             Plan::Duplicate => return Ok(Consumed::default()),
-            Plan::Award { record, writes, .. } => {
+            Plan::Award {
+                record,
+                writes,
+                expiries,
+                ..
+            } => {
                 record_is(&record.event_id, None)
                     && writes
                         .iter()
                         .all(|w| guard_holds(w.guard, memory.counter(program, account, w)))
+                    && expiries.iter().all(|e| {
+                        record_is(&e.record.event_id, None)
+                            && account.counters.get(&e.lot) == Some(&e.stored)
+                    })
             }
             Plan::Reverse {
                 reversal,
@@ -258,12 +267,20 @@ impl AwardStore for MemoryStore {
                 month,
                 writes,
                 tidy,
+                expiries,
             } => {
                 memory.apply_writes(program, &key, writes);
                 let account = memory.accounts.get_mut(&key).expect("checked");
                 account.state.balance += record.points;
                 for lot in tidy {
                     account.counters.remove(lot);
+                }
+                for expired in expiries {
+                    account.state.balance += expired.record.points;
+                    account.counters.remove(&expired.lot);
+                    account
+                        .records
+                        .insert(expired.record.event_id.clone(), expired.record.clone());
                 }
                 count_month(account, month);
                 account

@@ -13,6 +13,7 @@ use super::engine::{
 use super::envelope::Event;
 use super::period::{Periods, quarter_of};
 use super::program::Program;
+use super::wallet::Wallet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,6 +31,8 @@ pub enum EntryStatus {
     CancelledBeforeArrival,
     /// An original that arrived after its reversal: recorded, earned nothing.
     Cancelled,
+    /// Points past their expiry date, taken off the balance (`expiry#{date}`).
+    Expired,
     /// A reversal that could not apply (see `note`): recorded, no effect.
     ReversalIgnored,
 }
@@ -88,6 +91,14 @@ pub struct RuleLine {
     pub points: i64,
 }
 
+/// An expiry entry written alongside an award: the lot it empties, as it was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expired {
+    pub record: EventRecord,
+    pub lot: String,
+    pub stored: i64,
+}
+
 /// Changes to one participant-month counter item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonthDelta {
@@ -115,6 +126,7 @@ pub enum Plan {
         month: MonthDelta,
         writes: Vec<Write>,
         tidy: Vec<String>,
+        expiries: Vec<Expired>,
     },
     /// Record the reversal, mark the original reversed, claw back what it earned and take
     /// back the counters it added to.
@@ -142,6 +154,8 @@ pub enum Plan {
 #[derive(Debug, Clone, Copy)]
 pub struct Standing<'a> {
     pub subject: Subject<'a>,
+    /// The participant's balance as read: expiry never takes more than it leaves.
+    pub balance: i64,
     pub counters: &'a Counters,
     /// The processing day in the program's time zone (`2026-11-22`): lots dated on or before
     /// it have matured.
@@ -247,11 +261,13 @@ pub fn plan(
         awarded.pending_until = pending_until;
         awarded.expires_on = expires_on;
         let tidy = matured_lots(standing, &writes);
+        let expiries = expiries(event, standing, &writes);
         return Plan::Award {
             month: delta(awarded.points, Some((event.event_type.clone(), 1))),
             record: awarded,
             writes,
             tidy,
+            expiries,
         };
     };
 
@@ -347,6 +363,49 @@ fn still_open(added: &Added, today: &str) -> bool {
         .strip_prefix(PENDING_LOT)
         .or_else(|| added.name.strip_prefix(EXPIRY_LOT));
     date.is_none_or(|date| date > today)
+}
+
+/// Expiry lots past their date become expiry entries with this award (an active participant's
+/// ledger shows them as they happen; the wallet view counts them as gone either way).
+fn expiries(event: &Event, standing: &Standing, writes: &[Write]) -> Vec<Expired> {
+    Wallet::expired_lots(standing.balance, &standing.counters.profile, standing.today)
+        .into_iter()
+        .filter(|(lot, ..)| {
+            !writes
+                .iter()
+                .any(|w| w.scope == Scope::Profile && w.name == *lot)
+        })
+        .map(|(lot, stored, expires)| {
+            let date = lot.trim_start_matches(EXPIRY_LOT).to_owned();
+            let record = EventRecord {
+                event_id: format!("expiry#{date}"),
+                participant: event.participant.clone(),
+                status: EntryStatus::Expired,
+                points: -expires,
+                rules: Vec::new(),
+                config: None,
+                adds: Vec::new(),
+                pending_until: None,
+                expires_on: Some(date.clone()),
+                event_type: None,
+                occurred_at: None,
+                received_at: None,
+                month: None,
+                day: Some(standing.today.to_owned()),
+                attributes: None,
+                reverses: None,
+                reversed_by: None,
+                note: Some(format!(
+                    "{stored} points were valid through {date}; {expires} of them were still held"
+                )),
+            };
+            Expired {
+                record,
+                lot,
+                stored,
+            }
+        })
+        .collect()
 }
 
 /// Pending lots whose deposit day has passed: they no longer hold anything back, so an award
@@ -453,6 +512,7 @@ mod tests {
         };
         let standing = Standing {
             subject,
+            balance: 0,
             counters: &counters,
             today: "2026-11-22",
         };
@@ -516,6 +576,57 @@ mod tests {
         let a = account(&replay);
         assert_eq!(a.records["c-2"].status, EntryStatus::ReversalIgnored);
         assert_eq!(a.state.balance, 0);
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn expired_points_leave_the_balance_once_with_their_own_ledger_entry() {
+        let program = Program::parse(
+            "program: acme\nname: ACME\ntime_zone: Europe/Stockholm\npoints:\n  deal.registered: 50\n  portal.login: 5\nwallet:\n  expiry: { after_months: 1 }\n",
+            1,
+        )
+        .unwrap();
+        let replay = Replay::new(ProgramVersions::single(program, Timestamp::UNIX_EPOCH));
+        replay.enrol("rep-1", profile(), at("2026-01-01T00:00:00Z"));
+        let on = |id: &str, kind: &str, when: &str| {
+            parse_event(
+                &json!({"id": id, "participant": "rep-1", "type": kind, "occurred_at": when,
+                    "attributes": {"deal_id": id}}),
+                "",
+                at(when),
+            )
+            .unwrap()
+        };
+        // Earned in September: valid through 31 October.
+        let september = on("d-1", "deal.registered", "2026-09-05T10:00:00Z");
+        block_on(replay.deliver(september, at("2026-09-05T10:00:00Z"))).unwrap();
+        assert_eq!(account(&replay).counters["exp@2026-10-31"], 50);
+        // The first award after 31 October writes the expiry, once, however often redelivered.
+        let login = on("l-1", "portal.login", "2026-11-22T08:00:00Z");
+        for _ in 0..2 {
+            block_on(replay.deliver(login.clone(), at("2026-11-22T08:00:00Z"))).unwrap();
+        }
+        let a = account(&replay);
+        let expiry = &a.records["expiry#2026-10-31"];
+        assert_eq!((expiry.status, expiry.points), (EntryStatus::Expired, -50));
+        assert_eq!(a.state.balance, 5, "50 expired, 5 for the login");
+        assert!(!a.counters.contains_key("exp@2026-10-31"));
+        assert_eq!(a.counters["exp@2026-12-31"], 5);
+        assert_eq!(
+            a.records.values().map(|r| r.points).sum::<i64>(),
+            a.state.balance
+        );
     }
 
     proptest! {

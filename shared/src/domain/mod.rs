@@ -12,3 +12,4 @@ pub mod program;
 pub mod queued;
 pub mod rules;
 pub mod signature;
+pub mod wallet;

@@ -129,6 +129,7 @@ async fn attempt_once<S: AwardStore, C: Clock>(
     let today = Periods::of(clock.now(), &program.time_zone).day;
     let standing = Standing {
         subject: participant.subject(),
+        balance: participant.balance,
         counters: &loaded.counters,
         today: &today,
     };
