@@ -106,6 +106,9 @@ def cases():
         type="sale.closed",
         attributes={"amount": 1, "currency": "SEK", "products": [{"sku": "X", "quantity": 0}]},
     ), False
+    yield "reserved points.adjusted", "envelope", event(
+        type="points.adjusted", attributes={"points": 500, "reason": "booth duty"}
+    ), False
     yield "empty batch", "request", {"events": []}, False
     yield "batch of 501", "request", {"events": [event(id=f"e-{i}") for i in range(501)]}, False
     yield "batch with extra member", "request", {"events": [event()], "program": "acme"}, False

@@ -13,6 +13,7 @@ echo "== template lint" >&2
 scripts/lint-template.sh
 echo "== event schema" >&2
 .local/venv/bin/python scripts/check-event-schema.py
+.local/venv/bin/python scripts/check-program-schema.py
 echo "== cargo test" >&2
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

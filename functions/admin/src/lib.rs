@@ -19,12 +19,16 @@ use carrot::ports::{
     AwardStore, Clock, EnrolmentStore, EventQueue, KeyStore, PortError, ProgramReader,
     ProgramWriter, QueueMessage,
 };
+use carrot::service::award::AwardError;
 use carrot::service::calculator::{QuoteError, quote};
 use carrot::service::enrol::enrol;
 use serde_json::{Value, json};
 
 /// The permission a key needs for the administration routes.
 pub const SCOPE: &str = "admin";
+/// Adjustments are events of their participant under this id prefix.
+const ADJUSTMENT_PREFIX: &str = "adj:";
+
 /// The permission the calculator needs (a portal backend holds it).
 pub const READ_SCOPE: &str = "participants:read";
 
@@ -217,6 +221,10 @@ where
         let id = match request.get("id") {
             Some(Value::String(id)) => {
                 check_identifier(&mut errors, "id", id);
+                // The event id is the adjustment id behind a prefix, within the 128 of any id.
+                if id.len() + ADJUSTMENT_PREFIX.len() > 128 && id.len() <= 128 {
+                    errors.push("id", format!("must be at most {} characters", 128 - ADJUSTMENT_PREFIX.len()));
+                }
                 id.clone()
             }
             other => {
@@ -232,7 +240,7 @@ where
         };
         let now = self.clock.now();
         let envelope = json!({
-            "id": format!("adj:{id}"),
+            "id": format!("{ADJUSTMENT_PREFIX}{id}"),
             "participant": participant,
             "type": ADJUSTMENT_TYPE,
             "occurred_at": now.to_string(),
@@ -295,6 +303,12 @@ where
                 "not-found",
                 "No such participant",
                 format!("participant {participant:?} is not enrolled in this program"),
+            )),
+            Err(QuoteError::Award(AwardError::NoProgram(program))) => Err(Problem::new(
+                404,
+                "not-found",
+                "No configuration",
+                format!("program {program:?} has no configuration yet"),
             )),
             Err(QuoteError::Award(error)) => Err(Problem::new(
                 503,
