@@ -1,6 +1,7 @@
 //! The use cases: each drives the pure domain through the ports it needs.
 
 pub mod award;
+pub mod backtest;
 pub mod calculator;
 pub mod enrol;
 pub mod ingest;

@@ -1,0 +1,139 @@
+//! The admin API, as a machine client calls it: every request signed with the key from the
+//! environment (`X-Carrot-Key`, `X-Carrot-Timestamp`, `X-Carrot-Signature`).
+
+use anyhow::{Context, anyhow, bail};
+use carrot::domain::signature::sign;
+use carrot::http::{KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use std::time::Duration;
+
+/// How long one request may take before the command gives up.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Api {
+    base: hyper::Uri,
+    key_id: String,
+    secret: String,
+}
+
+/// The server's answer: its status and JSON body (`null` when empty).
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Api {
+    /// The API at `CARROT_URL`, signing with `CARROT_KEY_ID` and `CARROT_SECRET`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| anyhow!("{name} is not set (see docs/cli.md)"))
+        };
+        let url = var("CARROT_URL")?;
+        let base: hyper::Uri = url
+            .trim_end_matches('/')
+            .parse()
+            .with_context(|| format!("CARROT_URL {url:?} is not a URL"))?;
+        let loopback = matches!(base.host(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        match base.scheme_str() {
+            Some("https") => {}
+            // A signed request can be replayed within the timestamp tolerance by whoever sees
+            // it: plain HTTP only where nobody else can.
+            Some("http") if loopback => {}
+            _ => bail!(
+                "CARROT_URL must be an https:// URL (http:// only for localhost), got {url:?}"
+            ),
+        }
+        Ok(Self {
+            base,
+            key_id: var("CARROT_KEY_ID")?,
+            secret: var("CARROT_SECRET")?,
+        })
+    }
+
+    /// Signs `body` now and sends it to `path` under the base URL.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> anyhow::Result<Answer> {
+        let url = format!("{}{path}", self.base.to_string().trim_end_matches('/'));
+        let timestamp = jiff::Timestamp::now().as_second().to_string();
+        let signature = sign(self.secret.as_bytes(), &timestamp, &body);
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("content-type", content_type)
+            .header("accept", "application/json")
+            .header(KEY_HEADER, &self.key_id)
+            .header(TIMESTAMP_HEADER, timestamp)
+            .header(SIGNATURE_HEADER, signature)
+            .body(Full::new(Bytes::from(body)))?;
+        let sent = async {
+            if self.base.scheme_str() == Some("https") {
+                let tls = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_native_roots()
+                    .context("loading the system's root certificates")?
+                    .https_only()
+                    .enable_http1()
+                    .build();
+                Ok(Client::builder(TokioExecutor::new())
+                    .build(tls)
+                    .request(request)
+                    .await?)
+            } else {
+                Ok::<_, anyhow::Error>(
+                    Client::builder(TokioExecutor::new())
+                        .build_http()
+                        .request(request)
+                        .await?,
+                )
+            }
+        };
+        let response = tokio::time::timeout(TIMEOUT, sent)
+            .await
+            .map_err(|_| anyhow!("{method} {url}: no answer within {} s", TIMEOUT.as_secs()))?
+            .with_context(|| format!("{method} {url}"))?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{method} {url} answered {status} with a body that is not JSON: {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })?
+        };
+        Ok(Answer { status, body })
+    }
+}
+
+impl Answer {
+    /// Prints a problem+json answer: status, title and detail, then each field at fault.
+    pub fn print_problem(&self, what: &str) {
+        let text = |key: &str| self.body[key].as_str().unwrap_or_default().to_owned();
+        say!(
+            "{what} ({} {}): {}",
+            self.status,
+            text("title"),
+            text("detail")
+        );
+        for error in self.body["errors"].as_array().into_iter().flatten() {
+            say!(
+                "  {}: {}",
+                error["field"].as_str().unwrap_or("?"),
+                error["reason"].as_str().unwrap_or("?")
+            );
+        }
+    }
+}

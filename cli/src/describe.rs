@@ -1,0 +1,503 @@
+//! What the commands print: a program's summary (`validate`) and a backtest report.
+
+use crate::table;
+use carrot::domain::program::Program;
+use carrot::domain::rules::{
+    Amount, Campaign, Expiry, Limit, Measured, Period, Predicate, Rounding, Rule, Trait, Trigger,
+};
+use carrot::service::backtest::{BacktestReport, EXPIRY_HORIZON_DAYS, Points};
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::fmt::Write;
+use std::path::Path;
+
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// The summary `validate` prints of a valid program.
+pub fn program(path: &Path, program: &Program) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    let _ = writeln!(o, "{}: valid", path.display());
+    let _ = writeln!(
+        o,
+        "program {} ({}), time zone {}, locale {}",
+        program.id, program.name, program.time_zone_name, program.locale
+    );
+    let value = &program.document["points_value"];
+    match (&value["amount"], value["currency"].as_str()) {
+        (Value::String(amount), Some(currency)) => {
+            let _ = writeln!(o, "a point costs {amount} {currency}");
+        }
+        (Value::Number(amount), Some(currency)) => {
+            let _ = writeln!(o, "a point costs {amount} {currency}");
+        }
+        _ => {
+            let _ = writeln!(
+                o,
+                "no points value: the backtest cannot price the liability"
+            );
+        }
+    }
+    match program.effective_from {
+        Some(from) => {
+            let _ = writeln!(o, "effective from {}", local(program, from));
+        }
+        None => {
+            let _ = writeln!(o, "effective from when it is pushed");
+        }
+    }
+
+    let mut types: Vec<&str> = Vec::new();
+    for rule in &program.rules {
+        for event_type in &rule.when.types {
+            if !types.contains(&event_type.as_str()) {
+                types.push(event_type);
+            }
+        }
+    }
+    let width = program
+        .rules
+        .iter()
+        .map(|r| r.id.len() + r.version.to_string().len() + 2)
+        .chain(
+            program
+                .campaigns
+                .iter()
+                .map(|c| c.id.len() + c.version.to_string().len() + 2),
+        )
+        .chain(program.budgets.iter().map(|b| b.id.len()))
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        o,
+        "\nrules: {} for {} event types",
+        program.rules.len(),
+        types.len()
+    );
+    for event_type in types {
+        let _ = writeln!(o, "  {event_type}");
+        for rule in program.rules_for(event_type) {
+            let name = format!("{} v{}", rule.id, rule.version);
+            let _ = writeln!(o, "    {name:<width$}  {}", rule_text(program, rule));
+        }
+    }
+    let _ = writeln!(o, "\ncampaigns: {}", program.campaigns.len());
+    for campaign in &program.campaigns {
+        let name = format!("{} v{}", campaign.id, campaign.version);
+        let _ = writeln!(o, "  {name:<width$}  {}", campaign_text(program, campaign));
+    }
+    let _ = writeln!(o, "\nbudgets: {}", program.budgets.len());
+    for budget in &program.budgets {
+        let _ = writeln!(
+            o,
+            "  {:<width$}  {} {} over {} ({} shards)",
+            budget.id,
+            plural(budget.points, "point"),
+            per(budget.per),
+            rules(&budget.rules),
+            budget.shards
+        );
+    }
+    let _ = writeln!(o, "\nwallet");
+    let _ = match &program.wallet.pending {
+        Some(pending) => writeln!(
+            o,
+            "  pending: points of {} wait {} days{}",
+            rules(&pending.rules),
+            pending.lock_days,
+            pending
+                .post_on
+                .map(|d| format!(", then until the next {}", WEEKDAYS[(d - 1) as usize]))
+                .unwrap_or_default()
+        ),
+        None => writeln!(o, "  pending: none, points can be spent at once"),
+    };
+    let _ = match &program.wallet.expiry {
+        Some(Expiry::Rolling { after_months }) => writeln!(
+            o,
+            "  expiry: at the end of the {}th month after the month earned",
+            after_months
+        ),
+        Some(Expiry::Fixed {
+            month,
+            day,
+            after_years,
+        }) => writeln!(
+            o,
+            "  expiry: on {month:02}-{day:02} of the year earned plus {after_years}"
+        ),
+        None => writeln!(o, "  expiry: none, points never expire"),
+    };
+    out
+}
+
+fn rule_text(program: &Program, rule: &Rule) -> String {
+    let mut text = match &rule.amount {
+        Amount::Fixed(points) => plural(*points, "point"),
+        Amount::Proportional {
+            attribute,
+            every,
+            points,
+        } => {
+            let rounding = match rule.rounding {
+                Rounding::Down => "down",
+                Rounding::Up => "up",
+                Rounding::Nearest => "to the nearest",
+                Rounding::HalfEven => "half to even",
+            };
+            let every = if *every == Decimal::ONE {
+                String::new()
+            } else {
+                format!("{every} ")
+            };
+            let unit = if *points == Decimal::ONE {
+                "point"
+            } else {
+                "points"
+            };
+            format!("{points} {unit} per {every}{attribute}, rounded {rounding}")
+        }
+    };
+    match &rule.trigger {
+        Trigger::Every => {}
+        Trigger::Milestone(at) => {
+            let at: Vec<String> = at.iter().map(ToString::to_string).collect();
+            let _ = write!(text, " at match {}", at.join(", "));
+        }
+        Trigger::Streak { per, length } => {
+            let _ = write!(text, " for every {length} {}s in a row", per.name());
+        }
+    }
+    let mut conditions: Vec<String> = rule
+        .when
+        .attributes
+        .iter()
+        .map(|(name, p)| format!("{name} {}", predicate(p)))
+        .collect();
+    conditions.extend(
+        rule.when
+            .participant
+            .iter()
+            .map(|(t, p)| format!("{} {}", trait_name(*t), predicate(p))),
+    );
+    if let Some(p) = &rule.when.late_days {
+        conditions.push(format!("late_days {}", predicate(p)));
+    }
+    if !conditions.is_empty() {
+        let _ = write!(text, "; if {}", conditions.join(", "));
+    }
+    if let Some(quality) = &rule.quality {
+        let from = match quality.measured_from {
+            Measured::Received => "receipt",
+            Measured::RecordedAt => "recording",
+        };
+        let steps: Vec<String> = quality
+            .factors
+            .iter()
+            .map(|(days, factor)| format!("×{factor} within {}", plural(*days, "day")))
+            .chain([format!("×{} later", quality.otherwise)])
+            .collect();
+        let _ = write!(text, "; by delay to {from}: {}", steps.join(", "));
+    }
+    let once = rule.caps.len() == 1
+        && rule.caps[0].per == Period::Lifetime
+        && rule.caps[0].limit == Limit::Times(1);
+    if once {
+        text.push_str("; once");
+    } else if !rule.caps.is_empty() {
+        let caps: Vec<String> = rule
+            .caps
+            .iter()
+            .map(|cap| match cap.limit {
+                Limit::Points(n) => format!("{} {}", plural(n, "point"), per(cap.per)),
+                Limit::Times(n) => format!("{} {}", plural(n, "time"), per(cap.per)),
+            })
+            .collect();
+        let label = if caps.len() == 1 { "cap" } else { "caps" };
+        let _ = write!(text, "; {label}: {}", caps.join(", "));
+    }
+    text.push_str(&window(program, rule.from, rule.until));
+    text
+}
+
+fn campaign_text(program: &Program, campaign: &Campaign) -> String {
+    let mut text = format!("×{} on {}", campaign.multiplier, rules(&campaign.rules));
+    text.push_str(&window(program, campaign.from, campaign.until));
+    if let Some((from, until)) = campaign.enrolment_days {
+        let until = until.map_or("on".to_owned(), |u| format!("to {u}"));
+        let _ = write!(
+            text,
+            "; days {from} {until} of each participant's enrolment"
+        );
+    }
+    if !campaign.participant.is_empty() {
+        let traits: Vec<String> = campaign
+            .participant
+            .iter()
+            .map(|(t, p)| format!("{} {}", trait_name(*t), predicate(p)))
+            .collect();
+        let _ = write!(text, "; for {}", traits.join(", "));
+    }
+    text
+}
+
+fn window(program: &Program, from: Option<Timestamp>, until: Option<Timestamp>) -> String {
+    let mut text = String::new();
+    if let Some(from) = from {
+        let _ = write!(text, "; from {}", local(program, from));
+    }
+    if let Some(until) = until {
+        let joint = if from.is_some() { " " } else { "; " };
+        let _ = write!(text, "{joint}until {}", local(program, until));
+    }
+    text
+}
+
+/// `1 point`, `5 points`.
+pub fn plural(n: i64, unit: &str) -> String {
+    match n {
+        1 | -1 => format!("{n} {unit}"),
+        _ => format!("{n} {unit}s"),
+    }
+}
+
+/// An instant in the program's time zone, as RFC 3339.
+fn local(program: &Program, at: Timestamp) -> String {
+    at.to_zoned(program.time_zone.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+fn per(period: Period) -> String {
+    match period.name() {
+        "lifetime" => "in all".into(),
+        name => format!("a {name}"),
+    }
+}
+
+fn rules(ids: &Option<Vec<String>>) -> String {
+    ids.as_ref()
+        .map_or("every rule".to_owned(), |ids| ids.join(", "))
+}
+
+fn trait_name(t: Trait) -> &'static str {
+    Trait::NAMES
+        .iter()
+        .find(|(_, named)| *named == t)
+        .map_or("?", |(name, _)| name)
+}
+
+fn predicate(p: &Predicate) -> String {
+    match p {
+        Predicate::Equals(v) => format!("= {}", scalar(v)),
+        Predicate::In(options) => {
+            let options: Vec<String> = options.iter().map(scalar).collect();
+            format!("in [{}]", options.join(", "))
+        }
+        Predicate::Exists(true) => "present".into(),
+        Predicate::Exists(false) => "absent".into(),
+        Predicate::Range { gt, gte, lt, lte } => {
+            let bounds: Vec<String> = [(">", gt), ("≥", gte), ("<", lt), ("≤", lte)]
+                .iter()
+                .filter_map(|(op, bound)| bound.map(|b| format!("{op} {b}")))
+                .collect();
+            bounds.join(" and ")
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+/// The backtest report as text tables.
+pub fn backtest(program: &Program, report: &BacktestReport) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    let _ = writeln!(
+        o,
+        "backtest of {} as of {} ({} in {})",
+        report.program, report.liability.as_of, report.liability.day, program.time_zone_name
+    );
+    let events = &report.events;
+    let _ = writeln!(
+        o,
+        "\nevents: {} read, {} replayed, {} received after the as-of time, {} rejected",
+        events.read,
+        events.replayed,
+        events.after_as_of,
+        events.rejected.len()
+    );
+    for rejected in &events.rejected {
+        let _ = writeln!(o, "  line {}: {}", rejected.line, rejected.reason);
+    }
+    let roster = &report.roster;
+    let _ = writeln!(
+        o,
+        "roster: {} listed, {} enrolled at their first event as rep, {} rejected",
+        roster.listed,
+        roster.first_seen,
+        roster.rejected.len()
+    );
+    for rejected in &roster.rejected {
+        let _ = writeln!(o, "  line {}: {}", rejected.line, rejected.reason);
+    }
+    let outcomes: Vec<String> = report
+        .outcomes
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    let _ = writeln!(o, "outcomes: {}", outcomes.join(", "));
+
+    // A row: its names, then the points columns.
+    let with = |mut row: Vec<String>, p: &Points| {
+        row.push(p.events.to_string());
+        row.extend([p.earned, p.reversed, p.net].map(|n| n.to_string()));
+        row
+    };
+    let totals = report.months.iter().fold(Points::default(), |mut t, m| {
+        t.events += m.points.events;
+        t.earned += m.points.earned;
+        t.reversed += m.points.reversed;
+        t.net += m.points.net;
+        t
+    });
+    let mut rows: Vec<Vec<String>> = report
+        .months
+        .iter()
+        .map(|m| with(vec![m.month.clone()], &m.points))
+        .collect();
+    rows.push(with(vec!["total".into()], &totals));
+    let _ = write!(
+        o,
+        "\npoints per month\n{}",
+        table::render(&["month", "events", "earned", "reversed", "net"], &rows)
+    );
+    let rows: Vec<Vec<String>> = report
+        .rules
+        .iter()
+        .map(|r| with(vec![r.rule.clone(), r.version.to_string()], &r.points))
+        .collect();
+    let _ = write!(
+        o,
+        "\npoints per rule\n{}",
+        table::render(
+            &["rule", "version", "events", "earned", "reversed", "net"],
+            &rows
+        )
+    );
+    let rows: Vec<Vec<String>> = report
+        .segments
+        .iter()
+        .map(|s| {
+            let name = s.segment.clone().unwrap_or_else(|| "(none)".into());
+            with(vec![name, s.participants.to_string()], &s.points)
+        })
+        .collect();
+    let _ = write!(
+        o,
+        "\npoints per segment\n{}",
+        table::render(
+            &[
+                "segment",
+                "participants",
+                "events",
+                "earned",
+                "reversed",
+                "net"
+            ],
+            &rows
+        )
+    );
+    if report.limits.is_empty() {
+        let _ = writeln!(o, "\nno cap or budget bit");
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .limits
+            .iter()
+            .map(|l| {
+                vec![
+                    l.rule.clone(),
+                    l.version.to_string(),
+                    match (l.unit, l.limit, l.per) {
+                        ("times", 1, "lifetime") => format!("{} once", l.by),
+                        (unit, limit, "lifetime") => {
+                            format!("{} {} in all", l.by, plural(limit, &unit[..unit.len() - 1]))
+                        }
+                        (unit, limit, per) => {
+                            format!(
+                                "{} {} a {per}",
+                                l.by,
+                                plural(limit, &unit[..unit.len() - 1])
+                            )
+                        }
+                    },
+                    l.events.to_string(),
+                    l.withheld.to_string(),
+                ]
+            })
+            .collect();
+        let _ = write!(
+            o,
+            "\ncaps and budgets that bit\n{}",
+            table::render(&["rule", "version", "limit", "events", "withheld"], &rows)
+        );
+    }
+
+    let l = &report.liability;
+    let cost = l
+        .cost
+        .as_ref()
+        .map_or("no points value to price it".to_owned(), |c| {
+            format!("{} {}", c.amount, c.currency)
+        });
+    let rows = vec![
+        vec!["balance".to_owned(), l.balance.to_string()],
+        vec!["  pending".to_owned(), l.pending.to_string()],
+        vec!["  available".to_owned(), l.available.to_string()],
+        vec![
+            format!("expiring within {EXPIRY_HORIZON_DAYS} days"),
+            l.expiring_within_90_days.to_string(),
+        ],
+        vec!["expired by the as-of day".to_owned(), l.expired.to_string()],
+    ];
+    let _ = write!(
+        o,
+        "\nliability at {}: {cost}\n{}",
+        l.day,
+        table::render(&["", "points"], &rows)
+    );
+    let rows: Vec<Vec<String>> = report
+        .top_earners
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            vec![
+                (i + 1).to_string(),
+                e.participant.clone(),
+                e.name.clone(),
+                e.segment.clone().unwrap_or_default(),
+                e.balance.to_string(),
+                e.pending.to_string(),
+            ]
+        })
+        .collect();
+    let _ = write!(
+        o,
+        "\ntop earners\n{}",
+        table::render(
+            &["#", "participant", "name", "segment", "balance", "pending"],
+            &rows
+        )
+    );
+    out
+}
