@@ -62,7 +62,7 @@ pub async fn diff(path: &Path) -> anyhow::Result<ExitCode> {
         ),
     }
     let before = deployed.as_ref().map(|(p, _)| p);
-    let mut refusals = before.map_or_else(Vec::new, |d| local.check_versions(d));
+    let mut refusals = before.map_or_else(Vec::new, |d| local.check_versions(&[d]));
     if let Some(deployed) = before
         && deployed.id != local.id
     {

@@ -122,9 +122,9 @@ where
                 ),
             ));
         }
-        let mut errors = deployed
+        let mut errors = versions
             .as_ref()
-            .map(|d| program.check_versions(d))
+            .map(|v| program.check_versions(&v.all()))
             .unwrap_or_default();
         // A change applies to events from its effective time on, never retroactively: past
         // awards are corrected with adjustments, which the ledger shows as such.
@@ -223,7 +223,13 @@ where
                 check_identifier(&mut errors, "id", id);
                 // The event id is the adjustment id behind a prefix, within the 128 of any id.
                 if id.len() + ADJUSTMENT_PREFIX.len() > 128 && id.len() <= 128 {
-                    errors.push("id", format!("must be at most {} characters", 128 - ADJUSTMENT_PREFIX.len()));
+                    errors.push(
+                        "id",
+                        format!(
+                            "must be at most {} characters",
+                            128 - ADJUSTMENT_PREFIX.len()
+                        ),
+                    );
                 }
                 id.clone()
             }

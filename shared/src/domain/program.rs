@@ -215,62 +215,83 @@ impl Program {
         errors.into_result(()).map(|()| program.expect("checked"))
     }
 
-    /// Errors for rules and campaigns whose definition changed since `deployed` while their
-    /// version did not grow: the ledger names rule versions, so a version must mean one rule.
-    pub fn check_versions(&self, deployed: &Program) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        let listed = |section: &str| -> Vec<Value> {
-            self.document
-                .get(section)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
+    /// Errors for rules and campaigns whose versions would not mean one definition each:
+    /// the ledger names rule versions, so a definition that differs from any stored one under
+    /// the same id needs a version above every version that id ever had, and a rule unchanged
+    /// since the latest stored version keeps its version. `history` is every stored version,
+    /// oldest first (the latest last).
+    pub fn check_versions(&self, history: &[&Program]) -> Vec<FieldError> {
+        let versioned = |p: &'_ Program| -> Vec<(String, u32, Value)> {
+            p.rules
+                .iter()
+                .map(|r| (r.id.clone(), r.version, r.definition.clone()))
+                .chain(
+                    p.campaigns
+                        .iter()
+                        .map(|c| (c.id.clone(), c.version, c.definition.clone())),
+                )
+                .collect()
         };
-        let before: BTreeMap<&str, (u32, &Value)> = deployed
-            .rules
-            .iter()
-            .map(|r| (r.id.as_str(), (r.version, &r.definition)))
-            .chain(
-                deployed
-                    .campaigns
-                    .iter()
-                    .map(|c| (c.id.as_str(), (c.version, &c.definition))),
-            )
-            .collect();
-        let now: Vec<(&str, u32, &Value)> = self
-            .rules
-            .iter()
-            .map(|r| (r.id.as_str(), r.version, &r.definition))
-            .chain(
-                self.campaigns
-                    .iter()
-                    .map(|c| (c.id.as_str(), c.version, &c.definition)),
-            )
-            .collect();
-        for (id, version, definition) in now {
-            let Some((old_version, old_definition)) = before.get(id) else {
+        // Per id: the highest version ever stored, and each stored (version → definition).
+        let mut stored: BTreeMap<String, BTreeMap<u32, Value>> = BTreeMap::new();
+        for program in history {
+            for (id, version, definition) in versioned(program) {
+                stored.entry(id).or_default().insert(version, definition);
+            }
+        }
+        let latest: BTreeMap<String, (u32, Value)> = history
+            .last()
+            .map(|p| {
+                versioned(p)
+                    .into_iter()
+                    .map(|(id, v, d)| (id, (v, d)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut errors = Vec::new();
+        for (id, version, definition) in versioned(self) {
+            let Some(path) = self.version_path(&id) else {
+                continue; // the points table is versioned with the program
+            };
+            let Some(versions) = stored.get(&id) else {
                 continue;
             };
-            let path = ["rules", "campaigns"].iter().find_map(|section| {
-                listed(section)
-                    .iter()
-                    .position(|r| r.get("id").and_then(Value::as_str) == Some(id))
-                    .map(|i| format!("{section}[{i}].version"))
-            });
-            let Some(path) = path else { continue };
-            if definition != *old_definition && version <= *old_version {
+            let highest = *versions.keys().next_back().expect("non-empty");
+            match latest.get(&id) {
+                Some((v, d)) if *d == definition && *v != version => {
+                    errors.push(FieldError::new(
+                        path,
+                        format!(
+                            "{id} is unchanged since the deployed version: keep its version {v}"
+                        ),
+                    ));
+                    continue;
+                }
+                Some((v, d)) if *d == definition && *v == version => continue,
+                _ => {}
+            }
+            if versions.get(&version).is_some_and(|d| *d != definition) || version < highest {
                 errors.push(FieldError::new(
                     path,
-                    format!("{id} changed since version {old_version} was deployed: give it a higher version"),
-                ));
-            } else if definition == *old_definition && version != *old_version {
-                errors.push(FieldError::new(
-                    path,
-                    format!("{id} is unchanged: keep its version {old_version}"),
+                    format!(
+                        "{id} differs from its stored version {version}: give it a version above {highest}"
+                    ),
                 ));
             }
         }
         errors
+    }
+
+    /// The path of the `version` field of the rule or campaign `id` in this document.
+    fn version_path(&self, id: &str) -> Option<String> {
+        ["rules", "campaigns"].iter().find_map(|section| {
+            self.document
+                .get(*section)
+                .and_then(Value::as_array)?
+                .iter()
+                .position(|r| r.get("id").and_then(Value::as_str) == Some(id))
+                .map(|i| format!("{section}[{i}].version"))
+        })
     }
 
     /// What one point costs, as text for reports (`0.10 SEK`).
@@ -330,6 +351,13 @@ fn check_references(
     errors: &mut FieldErrors,
 ) {
     let known: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+    // A rule that failed to parse is already reported: references to it are not errors too.
+    let written: Vec<&str> = document["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("id").and_then(Value::as_str))
+        .collect();
     let mut seen = std::collections::HashSet::new();
     for (section, ids) in [
         ("rules", known.clone()),
@@ -358,7 +386,7 @@ fn check_references(
     }
     let mut check = |path: String, ids: &Option<Vec<String>>| {
         for (j, id) in ids.iter().flatten().enumerate() {
-            if !known.contains(&id.as_str()) {
+            if !known.contains(&id.as_str()) && !written.contains(&id.as_str()) {
                 errors.push(format!("{path}[{j}]"), format!("no rule has the id {id:?}"));
             }
         }
@@ -383,14 +411,16 @@ fn check_references(
 pub struct ProgramVersions {
     /// `(effective from, version)`, strictly increasing in time.
     timeline: Vec<(Timestamp, Arc<Program>)>,
-    latest: Arc<Program>,
+    /// Every stored version, oldest first.
+    all: Vec<Arc<Program>>,
 }
 
 impl ProgramVersions {
     /// `versions` in any order, each with its resolved effective time; `None` if empty.
     pub fn new(mut versions: Vec<(Timestamp, Arc<Program>)>) -> Option<Self> {
         versions.sort_by_key(|(_, p)| p.version);
-        let latest = versions.last()?.1.clone();
+        versions.last()?;
+        let all = versions.iter().map(|(_, p)| p.clone()).collect();
         let mut timeline: Vec<(Timestamp, Arc<Program>)> = Vec::new();
         for (from, program) in versions {
             while timeline.last().is_some_and(|(t, _)| *t >= from) {
@@ -398,7 +428,7 @@ impl ProgramVersions {
             }
             timeline.push((from, program));
         }
-        Some(Self { timeline, latest })
+        Some(Self { timeline, all })
     }
 
     pub fn single(program: Program, effective_from: Timestamp) -> Self {
@@ -407,7 +437,12 @@ impl ProgramVersions {
 
     /// The most recently stored version.
     pub fn latest(&self) -> &Arc<Program> {
-        &self.latest
+        self.all.last().expect("at least one version")
+    }
+
+    /// Every stored version, oldest first.
+    pub fn all(&self) -> Vec<&Program> {
+        self.all.iter().map(|p| p.as_ref()).collect()
     }
 
     /// The version in force for an event that occurred at `at`.
@@ -494,7 +529,7 @@ mod tests {
         let changed = SAMPLE.replace("award: { points: 5 }", "award: { points: 6 }");
         let errors = Program::parse(&changed, 2)
             .unwrap()
-            .check_versions(&deployed);
+            .check_versions(&[&deployed]);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].field, "rules[1].version");
         let bumped = changed.replacen(
@@ -505,7 +540,7 @@ mod tests {
         assert!(
             Program::parse(&bumped, 2)
                 .unwrap()
-                .check_versions(&deployed)
+                .check_versions(&[&deployed])
                 .is_empty()
         );
         let needless = SAMPLE.replacen(
@@ -515,8 +550,25 @@ mod tests {
         );
         let errors = Program::parse(&needless, 2)
             .unwrap()
-            .check_versions(&deployed);
+            .check_versions(&[&deployed]);
         assert_eq!(errors[0].field, "rules[9].version");
+    }
+
+    #[test]
+    fn a_rule_removed_and_brought_back_changed_needs_a_version_above_any_it_had() {
+        let v1 = Program::parse(SAMPLE, 1).unwrap();
+        // Version 2 drops lead-tip; version 3 brings it back paying more, still as version 1.
+        let without =
+            Program::parse(&SAMPLE.replace("id: lead-tip", "id: lead-tip-old"), 2).unwrap();
+        let back = Program::parse(
+            &SAMPLE.replace("award: { points: 75 }", "award: { points: 90 }"),
+            3,
+        )
+        .unwrap();
+        let errors = back.check_versions(&[&v1, &without]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "rules[9].version");
+        assert!(errors[0].reason.contains("above 1"), "{}", errors[0].reason);
     }
 
     #[test]
@@ -547,5 +599,140 @@ mod tests {
     fn malformed_yaml_is_one_clear_error() {
         let errors = Program::parse("program: [", 1).unwrap_err();
         assert_eq!(errors[0].field, "$");
+    }
+
+    /// The worked example of docs/program-config.md, with the figures the page shows: a
+    /// 250,000 SEK contract recorded on time in the December sprint by a rep 37 days after
+    /// enrolment (inside the fast start), first with nothing counted yet, then with the
+    /// month's volume cap nearly used, recorded six days late, and after each campaign.
+    #[test]
+    fn the_documented_worked_example_earns_what_the_reference_says() {
+        use crate::domain::engine::{Counters, Evaluation, Guard, Op, Scope, Subject, Write};
+        use crate::domain::envelope::parse_event;
+        use crate::domain::period::Periods;
+        let program = Program::parse(SAMPLE, 1).unwrap();
+        let subject = Subject {
+            role: Some("sales_rep"),
+            segment: None,
+            tier: None,
+            distributor: Some("nordic-dealer"),
+            location: Some("nordic-dealer-stockholm"),
+            region: None,
+            status: "active",
+            enrolled_at: at("2026-11-02T08:00:00+01:00"),
+        };
+        let evaluate = |occurred: &str, received: &str, counters: &Counters| -> Evaluation {
+            let contract = parse_event(
+                &json!({"id": "sf-contract-0042", "participant": "rep-anna",
+                    "type": "contract.started", "occurred_at": occurred,
+                    "attributes": {"contract_id": "K-90042", "financed_volume": "250000", "currency": "SEK"}}),
+                "",
+                at(received),
+            )
+            .unwrap();
+            let periods = Periods::of(contract.occurred_at, &program.time_zone);
+            program.evaluate(&contract, at(received), &periods, &subject, counters)
+        };
+        let (occurred, on_time) = ("2026-12-09T14:30:00+01:00", "2026-12-10T09:00:00+01:00");
+        let campaigns = json!([
+            {"source": "campaign:december-sprint@1", "value": "2"},
+            {"source": "campaign:fast-start@1", "value": "1.5"}
+        ]);
+
+        let fresh = evaluate(occurred, on_time, &Counters::default());
+        assert_eq!(
+            serde_json::to_value(&fresh).unwrap(),
+            json!({"points": 900, "lines": [
+                {"rule": "contract-volume", "version": 1, "points": 750, "uncapped": 750, "factors": campaigns},
+                {"rule": "contract-count", "version": 1, "points": 150, "uncapped": 150, "factors": campaigns}],
+                "pending_until": "2026-12-21", "expires_on": "2028-12-31"})
+        );
+        let write = |scope, name: &str, by, guard| Write {
+            scope,
+            name: name.into(),
+            op: Op::Add(by),
+            guard,
+        };
+        assert_eq!(
+            fresh.writes,
+            [
+                write(Scope::Profile, "exp@2028-12-31", 900, Guard::Free),
+                write(Scope::Profile, "pend@2026-12-21", 900, Guard::Free),
+                write(
+                    Scope::Month("2026-12".into()),
+                    "p:contract-volume",
+                    750,
+                    Guard::AtMost(19_250)
+                ),
+                write(
+                    Scope::Budget("contract-points#2026-12#01".into()),
+                    "spent",
+                    900,
+                    Guard::AtMost(499_100)
+                ),
+            ]
+        );
+
+        let mut near_cap = Counters::default();
+        near_cap
+            .months
+            .entry("2026-12".into())
+            .or_default()
+            .insert("p:contract-volume".into(), 19_500);
+        let capped = serde_json::to_value(evaluate(occurred, on_time, &near_cap)).unwrap();
+        assert_eq!(capped["points"], 650);
+        assert_eq!(
+            capped["lines"][0]["limited_by"],
+            json!({"by": "cap", "per": "month", "unit": "points", "limit": 20000, "room": 500})
+        );
+
+        let late = evaluate(occurred, "2026-12-16T09:00:00+01:00", &Counters::default());
+        let late = serde_json::to_value(late).unwrap();
+        assert_eq!(late["points"], 525);
+        assert_eq!(late["lines"][0]["points"], 375);
+        assert_eq!(
+            late["lines"][0]["factors"][0],
+            json!({"source": "quality", "value": "0.5"})
+        );
+
+        // After the sprint only the fast start applies; from day 60 of membership, neither.
+        let december_28 = "2026-12-28T10:00:00+01:00";
+        let after_sprint = evaluate(december_28, december_28, &Counters::default());
+        assert_eq!(after_sprint.points, 375 + 75);
+        let january_8 = "2027-01-08T10:00:00+01:00";
+        let after_fast_start = evaluate(january_8, january_8, &Counters::default());
+        assert_eq!(after_fast_start.points, 250 + 50);
+    }
+
+    /// The shared cases of events/admin/config-cases.json, which scripts/check-program-schema.py
+    /// also runs against the published schema: the parser accepts exactly the valid ones and
+    /// names at least the listed paths of the invalid ones.
+    #[test]
+    fn the_shared_config_cases_are_decided_as_listed() {
+        let cases: Vec<Value> =
+            serde_json::from_str(include_str!("../../../events/admin/config-cases.json")).unwrap();
+        let mut mismatches = Vec::new();
+        for case in &cases {
+            let name = case["name"].as_str().unwrap();
+            let outcome = Program::from_document(case["document"].clone(), 1);
+            match (case["valid"].as_bool().unwrap(), outcome) {
+                (true, Ok(_)) => {}
+                (true, Err(errors)) => mismatches.push(format!("{name}: refused: {errors:?}")),
+                (false, Ok(_)) => mismatches.push(format!("{name}: accepted")),
+                (false, Err(errors)) => {
+                    let expected = case["fields"].as_array().unwrap();
+                    assert!(!expected.is_empty(), "{name}: lists no fields");
+                    for field in expected {
+                        if !errors
+                            .iter()
+                            .any(|e| Some(e.field.as_str()) == field.as_str())
+                        {
+                            mismatches.push(format!("{name}: no error at {field}: {errors:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     }
 }
