@@ -73,6 +73,17 @@ pub trait ProgramReader: Send + Sync {
         &self,
         program: &str,
     ) -> impl Future<Output = Result<Option<Arc<ProgramVersions>>, PortError>> + Send;
+
+    /// Versions complete for an event that occurred at `at`: a cache answers only when no
+    /// version it has not seen could be in force at `at`.
+    fn versions_for(
+        &self,
+        program: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<Option<Arc<ProgramVersions>>, PortError>> + Send {
+        let _ = at;
+        self.versions(program)
+    }
 }
 
 pub trait ProgramWriter: Send + Sync {

@@ -852,29 +852,104 @@ impl ProgramWriter for DynamoStore {
 
 /// Program configurations cached per warm function for a minute: a new version is picked up
 /// within a minute of being stored, without a redeploy.
+///
+/// A version stored at `t` takes effect no earlier than `t + PROGRAM_TTL` (the admin function
+/// refuses sooner), so versions read at `loaded` are complete for every event that occurred
+/// before `loaded + ttl`; a later event (a source clock running ahead) reads them again.
 pub struct CachedPrograms<R> {
     inner: R,
-    cache: TtlCache<Option<Arc<ProgramVersions>>>,
+    ttl: Duration,
+    cache: TtlCache<(Timestamp, Option<Arc<ProgramVersions>>)>,
 }
 
+/// How long a function keeps program versions, and so how far ahead of its storing a new
+/// version must take effect.
 pub const PROGRAM_TTL: Duration = Duration::from_secs(60);
 
 impl<R: ProgramReader> CachedPrograms<R> {
     pub fn new(inner: R, ttl: Duration) -> Self {
         Self {
             inner,
+            ttl,
             cache: TtlCache::new(ttl, 256),
         }
+    }
+
+    async fn load(&self, program: &str) -> Result<Option<Arc<ProgramVersions>>, PortError> {
+        // Taken before the read: every version stored before it is in what the read returns.
+        let loaded = Timestamp::now();
+        let found = self.inner.versions(program).await?;
+        self.cache.put(program, (loaded, found.clone()));
+        Ok(found)
     }
 }
 
 impl<R: ProgramReader> ProgramReader for CachedPrograms<R> {
     async fn versions(&self, program: &str) -> Result<Option<Arc<ProgramVersions>>, PortError> {
-        if let Some(hit) = self.cache.get(program) {
-            return Ok(hit);
+        match self.cache.get(program) {
+            Some((_, hit)) => Ok(hit),
+            None => self.load(program).await,
         }
-        let found = self.inner.versions(program).await?;
-        self.cache.put(program, found.clone());
-        Ok(found)
+    }
+
+    async fn versions_for(
+        &self,
+        program: &str,
+        at: Timestamp,
+    ) -> Result<Option<Arc<ProgramVersions>>, PortError> {
+        let complete_until = |loaded: Timestamp| {
+            loaded
+                .checked_add(jiff::SignedDuration::try_from(self.ttl).unwrap_or_default())
+                .unwrap_or(loaded)
+        };
+        match self.cache.get(program) {
+            Some((loaded, hit)) if at < complete_until(loaded) => Ok(hit),
+            _ => self.load(program).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::StaticPrograms;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the reads that reach the store.
+    struct Counting(StaticPrograms, AtomicUsize);
+
+    impl ProgramReader for Counting {
+        async fn versions(&self, program: &str) -> Result<Option<Arc<ProgramVersions>>, PortError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.versions(program).await
+        }
+    }
+
+    #[tokio::test]
+    async fn cached_versions_answer_only_for_events_they_are_complete_for() {
+        let program = Program::parse(
+            "program: acme\nname: ACME\ntime_zone: UTC\npoints: {portal.login: 5}\n",
+            1,
+        )
+        .unwrap();
+        let store = Counting(
+            StaticPrograms::of(ProgramVersions::single(program, Timestamp::UNIX_EPOCH)),
+            AtomicUsize::new(0),
+        );
+        let cached = CachedPrograms::new(store, Duration::from_secs(60));
+        let now = Timestamp::now();
+        for _ in 0..3 {
+            cached.versions_for("acme", now).await.unwrap().unwrap();
+        }
+        assert_eq!(
+            cached.inner.1.load(Ordering::SeqCst),
+            1,
+            "one read serves events up to now"
+        );
+        // An event stamped beyond what the read can vouch for (a source clock running ahead)
+        // reads again: a version stored after the read could be in force by then.
+        let ahead = now + jiff::SignedDuration::from_secs(61);
+        cached.versions_for("acme", ahead).await.unwrap().unwrap();
+        assert_eq!(cached.inner.1.load(Ordering::SeqCst), 2);
     }
 }

@@ -81,7 +81,7 @@ pub async fn program_at<P: ProgramReader>(
     event: &Event,
 ) -> Result<Arc<Program>, AwardError> {
     let versions = programs
-        .versions(program)
+        .versions_for(program, event.occurred_at)
         .await?
         .ok_or_else(|| AwardError::NoProgram(program.to_owned()))?;
     Ok(versions.at(event.occurred_at).clone())
