@@ -222,12 +222,40 @@ impl ApiClient {
         .await
     }
 
+    pub async fn get_program(&self) -> anyhow::Result<Response> {
+        self.send("GET", "/v1/program", Vec::new(), "application/json")
+            .await
+    }
+
     pub async fn enrol(&self, participant: &str, profile: &Value) -> anyhow::Result<Response> {
         let path = format!("/v1/participants/{participant}");
         self.send(
             "PUT",
             &path,
             profile.to_string().into_bytes(),
+            "application/json",
+        )
+        .await
+    }
+
+    /// `POST /v1/participants/{participant}/adjustments` with `{id, points, reason}`.
+    pub async fn adjust(&self, participant: &str, adjustment: &Value) -> anyhow::Result<Response> {
+        let path = format!("/v1/participants/{participant}/adjustments");
+        self.send(
+            "POST",
+            &path,
+            adjustment.to_string().into_bytes(),
+            "application/json",
+        )
+        .await
+    }
+
+    /// `POST /v1/calculator`: what `event` (an envelope without id) would earn.
+    pub async fn calculate(&self, event: &Value) -> anyhow::Result<Response> {
+        self.send(
+            "POST",
+            "/v1/calculator",
+            event.to_string().into_bytes(),
             "application/json",
         )
         .await
