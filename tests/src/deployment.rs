@@ -59,6 +59,7 @@ impl Deployment {
             store: store.clone(),
             queue: queue(),
             clock: SystemClock,
+            config_lead: program_ttl,
         });
         let award = Arc::new(Award {
             store: store.clone(),

@@ -8,7 +8,7 @@
 //! - `POST /v1/calculator` says what a hypothetical event would earn, writing nothing.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use carrot::domain::envelope::{ADJUSTMENT_TYPE, MAX_FUTURE_SKEW, parse_event};
+use carrot::domain::envelope::{ADJUSTMENT_TYPE, parse_event};
 use carrot::domain::error::{FieldError, FieldErrors, check_identifier};
 use carrot::domain::money::json_kind;
 use carrot::domain::participant::Profile;
@@ -37,6 +37,10 @@ pub struct Admin<K, S, Q, C> {
     pub store: S,
     pub queue: Q,
     pub clock: C,
+    /// How long the award function caches program versions: a new version takes effect no
+    /// sooner than this after it is stored, so no warm function applies an older one to an
+    /// event the new one covers.
+    pub config_lead: std::time::Duration,
 }
 
 impl<K, S, Q, C> Admin<K, S, Q, C>
@@ -126,13 +130,15 @@ where
             .as_ref()
             .map(|v| program.check_versions(&v.all()))
             .unwrap_or_default();
-        // A change applies to events from its effective time on, never retroactively: past
-        // awards are corrected with adjustments, which the ledger shows as such.
-        let effective_from = program.effective_from.unwrap_or(now);
-        if effective_from < now - MAX_FUTURE_SKEW {
+        // A change applies to events from its effective time on, never retroactively (past
+        // awards are corrected with adjustments, which the ledger shows as such), and no
+        // sooner than every warm function has seen it.
+        let earliest = now.checked_add(self.config_lead).unwrap_or(now);
+        let effective_from = program.effective_from.unwrap_or(earliest);
+        if effective_from < earliest {
             errors.push(FieldError::new(
                 "effective_from",
-                format!("{effective_from} is in the past (now {now}): a change never applies retroactively; correct past awards with adjustments"),
+                format!("{effective_from} is too early: a change never applies retroactively and takes effect at least {}s after it is stored (from {earliest}); correct past awards with adjustments", self.config_lead.as_secs_f64()),
             ));
         }
         if !errors.is_empty() {

@@ -1,6 +1,6 @@
 use admin::Admin;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use carrot::adapters::dynamo::DynamoStore;
+use carrot::adapters::dynamo::{DynamoStore, PROGRAM_TTL};
 use carrot::adapters::{
     clock::SystemClock, sdk_config, secrets::SecretsKeyStore, sqs::SqsEventQueue,
 };
@@ -19,6 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store: DynamoStore::from_sdk(&config, table),
         queue: SqsEventQueue::from_sdk(&config, queue_url),
         clock: SystemClock,
+        config_lead: PROGRAM_TTL,
     };
     let admin = &admin;
     lambda_runtime::run(service_fn(
