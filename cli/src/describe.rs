@@ -52,7 +52,7 @@ pub fn program(path: &Path, program: &Program) -> String {
             let _ = writeln!(o, "effective from {}", local(program, from));
         }
         None => {
-            let _ = writeln!(o, "effective from when it is pushed");
+            let _ = writeln!(o, "effective a minute after it is pushed");
         }
     }
 

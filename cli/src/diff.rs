@@ -4,7 +4,7 @@
 use crate::api::Api;
 use crate::{REFUSED, parse_config, print_errors};
 use anyhow::anyhow;
-use carrot::domain::envelope::MAX_FUTURE_SKEW;
+use carrot::adapters::dynamo::PROGRAM_TTL;
 use carrot::domain::error::FieldError;
 use carrot::domain::program::Program;
 use serde_json::{Map, Value};
@@ -74,13 +74,16 @@ pub async fn diff(path: &Path) -> anyhow::Result<ExitCode> {
             ),
         ));
     }
-    let now = jiff::Timestamp::now();
+    // The server's rule: a version takes effect no sooner than its functions' config TTL.
+    let earliest = jiff::Timestamp::now()
+        .checked_add(PROGRAM_TTL)
+        .expect("a minute from now is a valid time");
     if let Some(from) = local.effective_from
-        && from < now - MAX_FUTURE_SKEW
+        && from < earliest
     {
         refusals.push(FieldError::new(
             "effective_from",
-            format!("{from} is in the past (now {now}): a change never applies retroactively"),
+            format!("{from} is too early: a change never applies retroactively and takes effect at least a minute after it is pushed (from {earliest})"),
         ));
     }
 
@@ -110,7 +113,7 @@ pub async fn diff(path: &Path) -> anyhow::Result<ExitCode> {
     }
     match local.effective_from {
         Some(from) => say!("effective_from: {from}"),
-        None => say!("effective_from: not set, in force from when it is pushed"),
+        None => say!("effective_from: not set, in force a minute after it is pushed"),
     }
     if let Some((_, schedule)) = &deployed {
         let versions: Vec<String> = schedule

@@ -60,7 +60,7 @@ carrot diff <config.yaml>
 Fetches the deployed configuration (GET /v1/program) and prints what pushing this file would
 change: rules, campaigns and budgets added, removed or changed (with their versions), other
 top-level fields, and the effective time. Exits 1 when the server would refuse the push (a
-changed rule or campaign whose version was not raised, an effective time in the past).
+changed rule or campaign whose version was not raised, an effective time less than a minute ahead).
 Needs CARROT_URL, CARROT_KEY_ID and CARROT_SECRET.
 ";
 
