@@ -2,8 +2,7 @@
 //! environment (`X-Carrot-Key`, `X-Carrot-Timestamp`, `X-Carrot-Signature`).
 
 use anyhow::{Context, anyhow, bail};
-use carrot::domain::signature::sign;
-use carrot::http::{KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use carrot::http::signed_headers;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -66,17 +65,17 @@ impl Api {
         content_type: &str,
     ) -> anyhow::Result<Answer> {
         let url = format!("{}{path}", self.base.to_string().trim_end_matches('/'));
-        let timestamp = jiff::Timestamp::now().as_second().to_string();
-        let signature = sign(self.secret.as_bytes(), &timestamp, &body);
-        let request = hyper::Request::builder()
+        let timestamp = jiff::Timestamp::now().as_second();
+        let mut request = hyper::Request::builder()
             .method(method)
             .uri(&url)
-            .header("content-type", content_type)
-            .header("accept", "application/json")
-            .header(KEY_HEADER, &self.key_id)
-            .header(TIMESTAMP_HEADER, timestamp)
-            .header(SIGNATURE_HEADER, signature)
-            .body(Full::new(Bytes::from(body)))?;
+            .header("accept", "application/json");
+        for (name, value) in
+            signed_headers(&self.key_id, &self.secret, timestamp, &body, content_type)
+        {
+            request = request.header(name, value);
+        }
+        let request = request.body(Full::new(Bytes::from(body)))?;
         let sent = async {
             if self.base.scheme_str() == Some("https") {
                 let tls = hyper_rustls::HttpsConnectorBuilder::new()

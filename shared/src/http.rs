@@ -126,6 +126,25 @@ pub fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, Problem>
     }
 }
 
+/// The headers of a signed request as a client sends them (content type, key, timestamp,
+/// signature): the CLI and the test clients sign with this, the functions verify.
+pub fn signed_headers(
+    key_id: &str,
+    secret: &str,
+    timestamp: i64,
+    body: &[u8],
+    content_type: &str,
+) -> [(&'static str, String); 4] {
+    let timestamp = timestamp.to_string();
+    let signature = signature::sign(secret.as_bytes(), &timestamp, body);
+    [
+        ("content-type", content_type.to_owned()),
+        (KEY_HEADER, key_id.to_owned()),
+        (TIMESTAMP_HEADER, timestamp),
+        (SIGNATURE_HEADER, signature),
+    ]
+}
+
 /// Who signed a request: the key, its program, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {

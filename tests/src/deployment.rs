@@ -13,8 +13,7 @@ use carrot::adapters::clock::SystemClock;
 use carrot::adapters::dynamo::{CachedPrograms, DynamoStore};
 use carrot::adapters::secrets::SecretsKeyStore;
 use carrot::adapters::sqs::SqsEventQueue;
-use carrot::domain::signature::sign;
-use carrot::http::{KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+pub use carrot::http::signed_headers;
 use ingest::Ingest;
 use rand::Rng;
 use serde_json::Value;
@@ -167,24 +166,6 @@ impl Deployment {
         self.api.shutdown();
         self.resources.cleanup().await
     }
-}
-
-/// The headers a CRM sends: `body` signed by `secret` at `timestamp` (Unix seconds).
-pub fn signed_headers(
-    key_id: &str,
-    secret: &str,
-    timestamp: i64,
-    body: &[u8],
-    content_type: &str,
-) -> [(&'static str, String); 4] {
-    let timestamp = timestamp.to_string();
-    let signature = sign(secret.as_bytes(), &timestamp, body);
-    [
-        ("content-type", content_type.to_owned()),
-        (KEY_HEADER, key_id.to_owned()),
-        (TIMESTAMP_HEADER, timestamp),
-        (SIGNATURE_HEADER, signature),
-    ]
 }
 
 /// An HTTP response as a CRM sees it.
