@@ -1,8 +1,9 @@
 //! CPU per event on the award and ingest paths, I/O excluded (target: at most 20 µs per
 //! event). Run: `cargo bench -p carrot --bench award_path`.
 
+use carrot::domain::engine::{Counters, Subject};
 use carrot::domain::envelope::parse_event;
-use carrot::domain::ledger::plan;
+use carrot::domain::ledger::{Standing, plan};
 use carrot::domain::program::Program;
 use carrot::domain::queued::QueuedEvent;
 use carrot::http::Caller;
@@ -39,6 +40,24 @@ fn bench(c: &mut Criterion) {
         event,
     }
     .to_message();
+    // A participant with no counters or points yet: every rule of the contract is evaluated
+    // in full.
+    let counters = Counters::default();
+    let standing = Standing {
+        balance: 0,
+        subject: Subject {
+            role: Some("sales_rep"),
+            segment: None,
+            tier: None,
+            distributor: Some("nordic"),
+            location: Some("nordic-sthlm"),
+            region: Some("nordics"),
+            status: "active",
+            enrolled_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+        },
+        counters: &counters,
+        today: "2026-11-22",
+    };
 
     let mut group = c.benchmark_group("per event");
     group.throughput(Throughput::Elements(1));
@@ -51,6 +70,7 @@ fn bench(c: &mut Criterion) {
                 queued.received_at,
                 None,
                 None,
+                &standing,
             ))
         })
     });

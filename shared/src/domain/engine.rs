@@ -10,15 +10,16 @@ use super::envelope::{Event, parse_rfc3339};
 use super::period::Periods;
 use super::program::{MAX_POINTS_PER_EVENT, Program};
 use super::rules::{
-    Amount, Budget, Campaign, Cap, Expiry, Limit, Match, Measured, Period, Predicate, Rounding,
-    Rule, Trait, Trigger, decimal_of,
+    Amount, Budget, Campaign, Cap, Expiry, Limit, MAX_CAPS, Match, Measured, Period, Predicate,
+    Rounding, Rule, Trait, Trigger, decimal_of,
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cell::OnceCell;
+use std::collections::{BTreeSet, HashMap};
 
 /// The participant as rules see them.
 #[derive(Debug, Clone, Copy)]
@@ -224,8 +225,12 @@ impl Program {
         subject: &Subject,
         counters: &Counters,
     ) -> Evaluation {
-        let mut tally = Tally::new(counters);
-        let mut lines = Vec::new();
+        let mut tally = Tally::new(counters, periods);
+        let rules = self
+            .by_type
+            .get(&event.event_type)
+            .map_or(&[][..], Vec::as_slice);
+        let mut lines = Vec::with_capacity(rules.len() + 1);
         if let Some(adjustment) = adjustment_points(event) {
             lines.push(Line {
                 rule: ADJUSTMENT_RULE.into(),
@@ -238,7 +243,7 @@ impl Program {
             });
         }
         let facts = Facts::new(event, received_at, subject);
-        for rule in self.rules_for(&event.event_type) {
+        for rule in rules.iter().map(|&i| &self.rules[i]) {
             if let Some(line) = self.apply_rule(rule, &facts, periods, &mut tally) {
                 lines.push(line);
             }
@@ -282,36 +287,48 @@ impl Program {
         match &rule.trigger {
             Trigger::Every => {}
             Trigger::Milestone(at) => {
-                let name = format!("m:{}", rule.id);
-                let count = tally.value(&Scope::Profile, &name) + 1;
-                tally.add(Scope::Profile, name, 1, None, true);
-                if !at.contains(&count) {
-                    let next = at.iter().find(|&&n| n > count);
-                    line.note = Some(match next {
-                        Some(n) => format!("match {count}; the next milestone is at {n}"),
-                        None => format!("match {count}; every milestone is reached"),
-                    });
-                    return Some(line);
+                let count_slot = tally.slot(Scope::Profile, format!("m:{}", rule.id));
+                let paid_slot = tally.slot(Scope::Profile, format!("mp:{}", rule.id));
+                let count = tally.value(count_slot) + 1;
+                tally.add(count_slot, 1, None, true);
+                // The first milestone not yet paid: counting paid milestones (not matching the
+                // count exactly) means a reversed event that earned none cannot make a later
+                // event earn a milestone again, and a reversed milestone is earned again.
+                let paid = tally.value(paid_slot);
+                let next = usize::try_from(paid).ok().and_then(|paid| at.get(paid));
+                match next {
+                    Some(&milestone) if count >= milestone => {
+                        tally.add(paid_slot, 1, None, true);
+                        line.note = Some(format!("milestone {milestone}"));
+                    }
+                    _ => {
+                        line.note = Some(match next {
+                            Some(n) => format!("match {count}; the next milestone is at {n}"),
+                            None => format!("match {count}; every milestone is reached"),
+                        });
+                        return Some(line);
+                    }
                 }
-                line.note = Some(format!("milestone {count}"));
             }
             Trigger::Streak { per, length } => {
                 let index = period_index(*per, periods);
-                let (last_name, run_name) = (format!("s:{}", rule.id), format!("r:{}", rule.id));
-                let last = tally.value(&Scope::Profile, &last_name);
-                let run = tally.value(&Scope::Profile, &run_name);
+                let last_slot = tally.slot(Scope::Profile, format!("s:{}", rule.id));
+                let run_slot = tally.slot(Scope::Profile, format!("r:{}", rule.id));
+                let (last, run) = (tally.value(last_slot), tally.value(run_slot));
                 let new_run = match index - last {
-                    0 => None,
-                    1 => Some(run + 1),
-                    d if d > 1 || last == 0 => Some(1),
-                    _ => None, // an event from before the streak's last period
+                    0 => {
+                        line.note = Some(format!("{} already counted in the streak", per.name()));
+                        return Some(line);
+                    }
+                    1 => run + 1,
+                    d if d > 1 || last == 0 => 1,
+                    _ => {
+                        line.note = Some(format!("earlier than the streak's last {}", per.name()));
+                        return Some(line);
+                    }
                 };
-                let Some(new_run) = new_run else {
-                    line.note = Some(format!("{} already counted in the streak", per.name()));
-                    return Some(line);
-                };
-                tally.set(Scope::Profile, last_name, index);
-                tally.set(Scope::Profile, run_name, new_run);
+                tally.set(last_slot, index);
+                tally.set(run_slot, new_run);
                 if new_run % length != 0 {
                     line.note = Some(format!("streak {new_run} of {length}"));
                     return Some(line);
@@ -331,9 +348,10 @@ impl Program {
                 .get(attribute)
                 .and_then(decimal_of)
             {
-                Some(value) => (value / every)
-                    .checked_mul(*points)
-                    .unwrap_or(Decimal::from(MAX_POINTS_PER_EVENT)),
+                Some(value) => {
+                    let units = value.checked_div(*every).unwrap_or(saturated(value));
+                    times(units, *points)
+                }
                 None => {
                     line.note = Some(format!("attribute {attribute} is missing or not a number"));
                     return Some(line);
@@ -343,7 +361,7 @@ impl Program {
         if let Some(quality) = &rule.quality {
             let recorded = match quality.measured_from {
                 Measured::Received => facts.received_at,
-                Measured::RecordedAt => facts.recorded_at,
+                Measured::RecordedAt => facts.recorded_at(),
             };
             let delay = (recorded.as_second() - facts.event.occurred_at.as_second()).max(0);
             let factor = quality
@@ -356,7 +374,7 @@ impl Program {
                     source: "quality".into(),
                     value: factor,
                 });
-                amount *= factor;
+                amount = times(amount, factor);
             }
             if quality
                 .require
@@ -367,7 +385,7 @@ impl Program {
                     source: "incomplete".into(),
                     value: quality.incomplete,
                 });
-                amount *= quality.incomplete;
+                amount = times(amount, quality.incomplete);
             }
         }
         if amount > Decimal::ZERO {
@@ -377,27 +395,25 @@ impl Program {
                 .filter(|c| applies(c, &rule.id, facts))
             {
                 line.factors.push(Factor {
-                    source: format!("campaign:{}@{}", campaign.id, campaign.version),
+                    source: campaign.source.clone(),
                     value: campaign.multiplier,
                 });
-                amount = amount
-                    .checked_mul(campaign.multiplier)
-                    .unwrap_or(Decimal::from(MAX_POINTS_PER_EVENT));
+                amount = times(amount, campaign.multiplier);
             }
         }
         let mut points = round(amount, rule.rounding);
         line.uncapped = points;
-        for cap in &rule.caps {
+        // Each cap's counter, in cap order: found once, written below if anything is awarded.
+        let mut cap_slots = [0; MAX_CAPS];
+        for (cap, cap_slot) in rule.caps.iter().zip(&mut cap_slots) {
             if points == 0 {
                 break;
             }
-            let (scope, name) = counter(&rule.id, cap_kind(cap), cap.per, periods);
-            let used = tally.value(&scope, &name).abs();
-            let (limit, unit) = match cap.limit {
-                Limit::Points(l) => (l, "points"),
-                Limit::Times(l) => (l, "times"),
-            };
-            let room = (limit - used).max(0);
+            let (scope, name) = counter(&rule.id, cap_kind(cap, points), cap.per, periods);
+            let slot = tally.slot(scope, name);
+            let limit = cap.limit.value();
+            let room = (limit - tally.value(slot).abs()).max(0);
+            *cap_slot = slot;
             let allowed = match cap.limit {
                 Limit::Points(_) => points.signum() * points.abs().min(room),
                 Limit::Times(_) if room >= 1 => points,
@@ -407,7 +423,7 @@ impl Program {
                 line.limited_by = Some(Limited {
                     by: "cap".into(),
                     per: cap.per,
-                    unit,
+                    unit: cap.limit.unit(),
                     limit,
                     room,
                 });
@@ -415,8 +431,10 @@ impl Program {
             }
         }
         if points > 0 {
+            let mut shards = Vec::new();
             for budget in self.budgets_of(&rule.id) {
-                let (shard, room) = tally.pick_shard(budget, periods, facts.event);
+                let (shard, limit, room) = tally.pick_shard(budget, periods, facts.event, points);
+                shards.push((shard, limit));
                 if room < points {
                     line.limited_by = Some(Limited {
                         by: format!("budget:{}", budget.id),
@@ -427,25 +445,22 @@ impl Program {
                     });
                     points = room;
                 }
-                if points > 0 {
-                    tally.add(
-                        Scope::Budget(shard.0),
-                        BUDGET_SPENT.into(),
-                        points,
-                        Some(shard.1),
-                        false,
-                    );
+            }
+            // The award is final only now: each budget pays what the rule awards, no more (a
+            // shard that had room for more has room for this).
+            if points > 0 {
+                for (shard, limit) in shards {
+                    tally.add(shard, points, Some(limit), false);
                 }
             }
         }
         if points != 0 {
-            for cap in &rule.caps {
-                let (scope, name) = counter(&rule.id, cap_kind(cap), cap.per, periods);
-                let (by, limit) = match cap.limit {
-                    Limit::Points(l) => (points, l),
-                    Limit::Times(l) => (1, l),
+            for (cap, &slot) in rule.caps.iter().zip(&cap_slots) {
+                let by = match cap.limit {
+                    Limit::Points(_) => points,
+                    Limit::Times(_) => 1,
                 };
-                tally.add(scope, name, by, Some(limit), false);
+                tally.add(slot, by, Some(cap.limit.value()), false);
             }
         }
         line.points = points;
@@ -458,7 +473,7 @@ impl Program {
         if earned == 0 {
             return;
         }
-        let date: Date = periods.day.parse().expect("day labels are dates");
+        let date = local_date(periods);
         if let Some(pending) = &self.wallet.pending {
             let locked: i64 = evaluation
                 .lines
@@ -471,27 +486,15 @@ impl Program {
                 .sum::<i64>()
                 .clamp(0, earned);
             if locked > 0 {
-                let due = pending_due(date, pending.lock_days, pending.post_on);
-                tally.add(
-                    Scope::Profile,
-                    format!("{PENDING_LOT}{due}"),
-                    locked,
-                    None,
-                    false,
-                );
-                evaluation.pending_until = Some(due.to_string());
+                let due = date_label(pending_due(date, pending.lock_days, pending.post_on));
+                tally.add_unguarded(Scope::Profile, joined(&[PENDING_LOT, &due]), locked);
+                evaluation.pending_until = Some(due);
             }
         }
         if let Some(expiry) = &self.wallet.expiry {
-            let on = expiry_date(date, expiry);
-            tally.add(
-                Scope::Profile,
-                format!("{EXPIRY_LOT}{on}"),
-                earned,
-                None,
-                false,
-            );
-            evaluation.expires_on = Some(on.to_string());
+            let on = date_label(expiry_date(date, expiry));
+            tally.add_unguarded(Scope::Profile, joined(&[EXPIRY_LOT, &on]), earned);
+            evaluation.expires_on = Some(on);
         }
     }
 }
@@ -503,28 +506,27 @@ pub const EXPIRY_LOT: &str = "exp@";
 
 /// The deposit date of points earned on `earned`: after the lock, on the posting weekday.
 pub fn pending_due(earned: Date, lock_days: i64, post_on: Option<i8>) -> Date {
-    let unlocked = earned
-        .checked_add(jiff::Span::new().days(lock_days))
-        .unwrap_or(earned);
-    match post_on {
-        Some(weekday) => {
-            let ahead = (i64::from(weekday) - i64::from(unlocked.weekday().to_monday_one_offset()))
-                .rem_euclid(7);
-            unlocked
-                .checked_add(jiff::Span::new().days(ahead))
-                .unwrap_or(unlocked)
-        }
-        None => unlocked,
-    }
+    // The weekday the lock ends on, then the days on to the posting weekday: one addition.
+    let unlocked_weekday = (i64::from(earned.weekday().to_monday_zero_offset()) + lock_days) % 7;
+    let ahead = post_on.map_or(0, |weekday| {
+        (i64::from(weekday) - 1 - unlocked_weekday).rem_euclid(7)
+    });
+    earned
+        .checked_add(jiff::Span::new().days(lock_days + ahead))
+        .unwrap_or(earned)
 }
 
 pub fn expiry_date(earned: Date, expiry: &Expiry) -> Date {
     match expiry {
-        Expiry::Rolling { after_months } => earned
-            .first_of_month()
-            .checked_add(jiff::Span::new().months(*after_months))
-            .map(|d| d.last_of_month())
-            .unwrap_or(earned),
+        Expiry::Rolling { after_months } => {
+            // On a count of months: what a span of months does, without a span's cost.
+            let months =
+                i64::from(earned.year()) * 12 + i64::from(earned.month()) - 1 + after_months;
+            i16::try_from(months.div_euclid(12))
+                .ok()
+                .and_then(|year| Date::new(year, (months.rem_euclid(12) + 1) as i8, 1).ok())
+                .map_or(earned, Date::last_of_month)
+        }
         Expiry::Fixed {
             month,
             day,
@@ -536,15 +538,54 @@ pub fn expiry_date(earned: Date, expiry: &Expiry) -> Date {
     }
 }
 
+/// The event's date in the program's time zone, from its day label (`2026-11-04`): cheaper
+/// than parsing the label as a date, on every award.
+fn local_date(periods: &Periods) -> Date {
+    let (year, month_day) = periods.day.split_at(periods.day.len() - 6);
+    let number = |text: &str| text.parse::<i16>().ok();
+    number(year)
+        .zip(number(&month_day[1..3]).zip(number(&month_day[4..])))
+        .and_then(|(year, (month, day))| Date::new(year, month as i8, day as i8).ok())
+        .expect("day labels are dates")
+}
+
+/// A date as jiff prints it (`2026-11-04`), written directly: lots are named on every award.
+fn date_label(date: Date) -> String {
+    if !(0..=9999).contains(&date.year()) {
+        return date.to_string();
+    }
+    let (year, month, day) = (date.year() as u16, date.month() as u16, date.day() as u16);
+    let digit = |n: u16| b'0' + (n % 10) as u8;
+    let label = [
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        digit(day / 10),
+        digit(day),
+    ];
+    String::from_utf8(label.to_vec()).expect("ASCII digits")
+}
+
 /// Builds the writes of one evaluation: several rules may touch the same counter (two rules
 /// in one budget), and the store takes one write per counter.
 struct Tally<'a> {
     stored: &'a Counters,
-    entries: BTreeMap<(Scope, String), Entry>,
+    /// The event's month (`2026-11`) and its stored counters, looked up once: most caps
+    /// count on that item.
+    month: &'a str,
+    month_counters: OnceCell<Option<&'a HashMap<String, i64>>>,
+    /// A handful per event: a list searched in place beats a map keyed by owned names.
+    entries: Vec<Entry>,
 }
 
-#[derive(Default)]
 struct Entry {
+    scope: Scope,
+    name: String,
     seen: i64,
     add: i64,
     set: Option<i64>,
@@ -553,73 +594,117 @@ struct Entry {
 }
 
 impl<'a> Tally<'a> {
-    fn new(stored: &'a Counters) -> Self {
+    fn new(stored: &'a Counters, periods: &'a Periods) -> Self {
         Self {
             stored,
-            entries: BTreeMap::new(),
+            month: &periods.month,
+            month_counters: OnceCell::new(),
+            // Enough for a few capped rules and the wallet's lots without growing.
+            entries: Vec::with_capacity(8),
         }
+    }
+
+    /// The place of a counter in this evaluation, read from the store when first named:
+    /// each counter is looked up once however often the rules consult it.
+    fn slot(&mut self, scope: Scope, name: String) -> usize {
+        self.place(scope, name, true)
+    }
+
+    /// Adds to a counter no rule reads and no guard protects (a wallet lot): its stored
+    /// value is never needed.
+    fn add_unguarded(&mut self, scope: Scope, name: String, by: i64) {
+        let slot = self.place(scope, name, false);
+        self.add(slot, by, None, false);
+    }
+
+    fn place(&mut self, scope: Scope, name: String, read: bool) -> usize {
+        if let Some(i) = self
+            .entries
+            .iter()
+            .position(|e| e.name == name && e.scope == scope)
+        {
+            return i;
+        }
+        let seen = match &scope {
+            _ if !read => 0,
+            // The event's month item, found once for all its counters.
+            Scope::Month(month) if month == self.month => self
+                .month_counters
+                .get_or_init(|| self.stored.months.get(self.month))
+                .and_then(|counters| counters.get(&name))
+                .map_or(0, |value| *value),
+            _ => self.stored.get(&scope, &name),
+        };
+        self.entries.push(Entry {
+            scope,
+            name,
+            seen,
+            add: 0,
+            set: None,
+            limit: None,
+            exact: false,
+        });
+        self.entries.len() - 1
     }
 
     /// The counter as this evaluation leaves it so far.
-    fn value(&self, scope: &Scope, name: &str) -> i64 {
-        match self.entries.get(&(scope.clone(), name.to_owned())) {
-            Some(e) => e.set.unwrap_or(e.seen) + e.add,
-            None => self.stored.get(scope, name),
-        }
+    fn value(&self, slot: usize) -> i64 {
+        let e = &self.entries[slot];
+        e.set.unwrap_or(e.seen) + e.add
     }
 
-    fn entry(&mut self, scope: Scope, name: String) -> &mut Entry {
-        let seen = self.stored.get(&scope, &name);
-        self.entries.entry((scope, name)).or_insert_with(|| Entry {
-            seen,
-            ..Entry::default()
-        })
-    }
-
-    fn add(&mut self, scope: Scope, name: String, by: i64, limit: Option<i64>, exact: bool) {
-        let entry = self.entry(scope, name);
+    fn add(&mut self, slot: usize, by: i64, limit: Option<i64>, exact: bool) {
+        let entry = &mut self.entries[slot];
         entry.add += by;
         entry.limit = limit.or(entry.limit);
         entry.exact |= exact;
     }
 
-    fn set(&mut self, scope: Scope, name: String, value: i64) {
-        let entry = self.entry(scope, name);
+    fn set(&mut self, slot: usize, value: i64) {
+        let entry = &mut self.entries[slot];
         entry.set = Some(value);
         entry.exact = true;
     }
 
-    /// The shard of `budget` this event draws on, and its room: the participant's own shard
-    /// when it has room, else the roomiest (so a budget is used up before anyone is refused).
+    /// The shard of `budget` an award of `points` draws on (its slot and limit), and its
+    /// room: the participant's own shard when it has room for all of them, else the roomiest
+    /// (so a budget is used up before anyone is refused, and an award is cut only when no
+    /// shard could pay it).
     fn pick_shard(
-        &self,
+        &mut self,
         budget: &Budget,
         periods: &Periods,
         event: &Event,
-    ) -> ((String, i64), i64) {
-        let shards = budget.shards;
-        let room = |shard: u16| {
+        points: i64,
+    ) -> (usize, i64, i64) {
+        let mut room = |shard: u16| {
             let limit = shard_limit(budget, shard);
-            let key = budget_shard(budget, periods, shard);
-            let used = self.value(&Scope::Budget(key.clone()), BUDGET_SPENT);
-            ((key, limit), (limit - used).max(0))
+            let scope = Scope::Budget(budget_shard(budget, periods, shard));
+            let slot = self.slot(scope, BUDGET_SPENT.into());
+            (slot, limit, (limit - self.value(slot)).max(0))
         };
-        let own = (fnv1a(event.participant.as_bytes()) % u64::from(shards)) as u16;
+        let own = (fnv1a(event.participant.as_bytes()) % u64::from(budget.shards)) as u16;
         let preferred = room(own);
-        if preferred.1 > 0 {
+        if preferred.2 >= points {
             return preferred;
         }
-        (0..shards)
+        (0..budget.shards)
+            .filter(|&shard| shard != own)
             .map(room)
-            .max_by_key(|(_, room)| *room)
-            .expect("at least one shard")
+            .fold(
+                preferred,
+                |best, next| if next.2 > best.2 { next } else { best },
+            )
     }
 
-    fn into_writes(self) -> Vec<Write> {
+    /// The changed counters, in order of item and name.
+    fn into_writes(mut self) -> Vec<Write> {
+        self.entries.retain(|e| e.add != 0 || e.set.is_some());
+        self.entries
+            .sort_unstable_by(|a, b| (&a.scope, &a.name).cmp(&(&b.scope, &b.name)));
         self.entries
             .into_iter()
-            .filter(|(_, e)| e.add != 0 || e.set.is_some())
-            .map(|((scope, name), e)| {
+            .map(|e| {
                 let guard = if e.exact {
                     Guard::Equals(e.seen)
                 } else {
@@ -634,8 +719,8 @@ impl<'a> Tally<'a> {
                     None => Op::Add(e.add),
                 };
                 Write {
-                    scope,
-                    name,
+                    scope: e.scope,
+                    name: e.name,
                     op,
                     guard,
                 }
@@ -657,7 +742,19 @@ pub fn budget_shard(budget: &Budget, periods: &Periods, shard: u16) -> String {
         Period::Year => periods.year.as_str(),
         _ => "all",
     };
-    format!("{}#{period}#{shard:02}", budget.id)
+    let digits = [b'0' + (shard / 10) as u8, b'0' + (shard % 10) as u8];
+    let shard = std::str::from_utf8(&digits).expect("two ASCII digits (at most 64 shards)");
+    joined(&[&budget.id, "#", period, "#", shard])
+}
+
+/// `parts` in one string, allocated once: counter and item names are made for every award,
+/// and `format!` would grow them piece by piece.
+fn joined(parts: &[&str]) -> String {
+    let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        text.push_str(part);
+    }
+    text
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -666,32 +763,54 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn cap_kind(cap: &Cap) -> &'static str {
+/// `a × b`, or the largest decimal of its sign when it does not fit: rounding then clamps it
+/// to what one event may carry.
+fn times(a: Decimal, b: Decimal) -> Decimal {
+    a.checked_mul(b)
+        .unwrap_or(saturated(if b.is_sign_negative() { -a } else { a }))
+}
+
+fn saturated(sign: Decimal) -> Decimal {
+    if sign.is_sign_negative() {
+        Decimal::MIN
+    } else {
+        Decimal::MAX
+    }
+}
+
+/// The counter a cap counts an award of `points` on: times (`t`), or points of the award's
+/// sign (`p`, `p-`). A points cap bounds each sign on its own, so no set of reversals can carry
+/// a rule's net points past it (one net counter could: +5, -5, +10 on a cap of 10, then
+/// reversing the -5, leaves 15).
+fn cap_kind(cap: &Cap, points: i64) -> &'static str {
     match cap.limit {
+        Limit::Points(_) if points < 0 => "p-",
         Limit::Points(_) => "p",
         Limit::Times(_) => "t",
     }
 }
 
-/// Where the counter of `kind` (`p` points, `t` times) for `rule` over `per` lives.
+/// Where the counter of `kind` (see `cap_kind`) for `rule` over `per` lives, and its name:
+/// `p:{rule}@04` (day 4 of the month item), `@2026-W49` (on the item of the week's Monday's
+/// month), none (the month item), `@2026-Q4`, `@2026`, none (the profile).
 fn counter(rule: &str, kind: &str, per: Period, periods: &Periods) -> (Scope, String) {
-    match per {
-        Period::Day => (
-            Scope::Month(periods.month.clone()),
-            format!("{kind}:{rule}@{:02}", periods.day_of_month),
-        ),
+    let (scope, period) = match per {
+        // The day of the month of `2026-11-04`.
+        Period::Day => (Scope::Month(periods.month.clone()), Some(&periods.day[8..])),
         Period::Week => (
             Scope::Month(periods.week_start_month.clone()),
-            format!("{kind}:{rule}@{}", periods.week),
+            Some(periods.week.as_str()),
         ),
-        Period::Month => (
-            Scope::Month(periods.month.clone()),
-            format!("{kind}:{rule}"),
-        ),
-        Period::Quarter => (Scope::Profile, format!("{kind}:{rule}@{}", periods.quarter)),
-        Period::Year => (Scope::Profile, format!("{kind}:{rule}@{}", periods.year)),
-        Period::Lifetime => (Scope::Profile, format!("{kind}:{rule}")),
-    }
+        Period::Month => (Scope::Month(periods.month.clone()), None),
+        Period::Quarter => (Scope::Profile, Some(periods.quarter.as_str())),
+        Period::Year => (Scope::Profile, Some(periods.year.as_str())),
+        Period::Lifetime => (Scope::Profile, None),
+    };
+    let name = match period {
+        Some(period) => joined(&[kind, ":", rule, "@", period]),
+        None => joined(&[kind, ":", rule]),
+    };
+    (scope, name)
 }
 
 /// A number that grows by one from each period to the next (for streaks).
@@ -714,9 +833,16 @@ fn round(amount: Decimal, rounding: Rounding) -> i64 {
         Rounding::Nearest => RoundingStrategy::MidpointAwayFromZero,
         Rounding::HalfEven => RoundingStrategy::MidpointNearestEven,
     };
-    let max = Decimal::from(MAX_POINTS_PER_EVENT);
-    let rounded = amount.round_dp_with_strategy(0, strategy).clamp(-max, max);
-    i64::try_from(rounded).unwrap_or(0)
+    // Most awards are whole already: rounding them would change nothing, at a cost.
+    let whole = if amount.is_integer() {
+        amount
+    } else {
+        amount.round_dp_with_strategy(0, strategy)
+    };
+    // A whole decimal is its mantissa over a power of ten: clamp in integers.
+    let value = whole.mantissa() / 10_i128.pow(whole.scale());
+    let max = i128::from(MAX_POINTS_PER_EVENT);
+    value.clamp(-max, max) as i64
 }
 
 fn adjustment_points(event: &Event) -> Option<i64> {
@@ -731,80 +857,80 @@ struct Facts<'a> {
     event: &'a Event,
     subject: &'a Subject<'a>,
     received_at: Timestamp,
-    /// When the source system recorded the activity (`attributes.recorded_at`), else received.
-    recorded_at: Timestamp,
+    /// When the source system recorded the activity (`attributes.recorded_at`), else
+    /// received: read only for the rules that ask.
+    recorded_at: OnceCell<Timestamp>,
     tenure_days: i64,
 }
 
 impl<'a> Facts<'a> {
     fn new(event: &'a Event, received_at: Timestamp, subject: &'a Subject<'a>) -> Self {
-        let recorded_at = event
-            .raw_attributes
-            .get("recorded_at")
-            .and_then(Value::as_str)
-            .and_then(|s| parse_rfc3339(s).ok())
-            .unwrap_or(received_at);
         Self {
             event,
             subject,
             received_at,
-            recorded_at,
+            recorded_at: OnceCell::new(),
             tenure_days: (event.occurred_at.as_second() - subject.enrolled_at.as_second())
                 .div_euclid(86_400),
         }
     }
 
+    fn recorded_at(&self) -> Timestamp {
+        *self.recorded_at.get_or_init(|| {
+            self.event
+                .raw_attributes
+                .get("recorded_at")
+                .and_then(Value::as_str)
+                .and_then(|s| parse_rfc3339(s).ok())
+                .unwrap_or(self.received_at)
+        })
+    }
+
     fn late_days(&self) -> i64 {
-        (self.recorded_at.as_second() - self.event.occurred_at.as_second()).max(0) / 86_400
+        (self.recorded_at().as_second() - self.event.occurred_at.as_second()).max(0) / 86_400
     }
 }
 
 fn matches(when: &Match, facts: &Facts) -> bool {
     when.attributes.iter().all(|(name, predicate)| {
-        holds(
-            predicate,
-            facts
-                .event
-                .raw_attributes
-                .get(name)
-                .filter(|v| !v.is_null()),
-        )
+        let value = facts.event.raw_attributes.get(name);
+        holds(predicate, value.filter(|v| !v.is_null()).map(Fact::Json))
     }) && traits_hold(&when.participant, facts)
         && when
             .late_days
             .as_ref()
-            .is_none_or(|p| holds(p, Some(&Value::from(facts.late_days()))))
+            .is_none_or(|p| holds(p, Some(Fact::Whole(facts.late_days()))))
 }
 
 fn traits_hold(traits: &[(Trait, Predicate)], facts: &Facts) -> bool {
     let s = facts.subject;
     traits.iter().all(|(t, predicate)| {
-        let text = |v: Option<&str>| v.map(|v| Value::String(v.to_owned()));
         let value = match t {
-            Trait::Role => text(s.role),
-            Trait::Segment => text(s.segment),
-            Trait::Tier => text(s.tier),
-            Trait::Distributor => text(s.distributor),
-            Trait::Location => text(s.location),
-            Trait::Region => text(s.region),
-            Trait::Status => text(Some(s.status)),
-            Trait::TenureDays => Some(Value::from(facts.tenure_days)),
+            Trait::Role => s.role.map(Fact::Text),
+            Trait::Segment => s.segment.map(Fact::Text),
+            Trait::Tier => s.tier.map(Fact::Text),
+            Trait::Distributor => s.distributor.map(Fact::Text),
+            Trait::Location => s.location.map(Fact::Text),
+            Trait::Region => s.region.map(Fact::Text),
+            Trait::Status => Some(Fact::Text(s.status)),
+            Trait::TenureDays => Some(Fact::Whole(facts.tenure_days)),
         };
-        holds(predicate, value.as_ref())
+        holds(predicate, value)
     })
 }
 
 fn applies(campaign: &Campaign, rule: &str, facts: &Facts) -> bool {
     let at = facts.event.occurred_at;
-    campaign
-        .rules
-        .as_ref()
-        .is_none_or(|r| r.iter().any(|r| r == rule))
-        && campaign.from.is_none_or(|f| at >= f)
+    // The window first: it is the cheapest test, and most campaigns are out of it.
+    campaign.from.is_none_or(|f| at >= f)
         && campaign.until.is_none_or(|u| at < u)
         && campaign.enrolment_days.is_none_or(|(from, until)| {
             facts.tenure_days >= from && until.is_none_or(|u| facts.tenure_days < u)
         })
+        && campaign
+            .rules
+            .as_ref()
+            .is_none_or(|r| r.iter().any(|r| r == rule))
         && traits_hold(&campaign.participant, facts)
 }
 
@@ -816,19 +942,66 @@ fn attribute_absent(value: Option<&Value>) -> bool {
     }
 }
 
-/// Whether `value` (absent: `None`) satisfies `predicate`. Numbers compare as exact
-/// decimals, so `"48000.00"` equals `48000`.
-pub fn holds(predicate: &Predicate, value: Option<&Value>) -> bool {
-    let same = |want: &Value, got: &Value| match (decimal_of(want), decimal_of(got)) {
-        (Some(a), Some(b)) if !want.is_string() || !got.is_string() => a == b,
-        _ => want == got,
+/// What a predicate tests: an event attribute as received, or a participant's trait.
+#[derive(Clone, Copy)]
+enum Fact<'a> {
+    Json(&'a Value),
+    Text(&'a str),
+    Whole(i64),
+}
+
+impl Fact<'_> {
+    fn decimal(self) -> Option<Decimal> {
+        match self {
+            Fact::Json(value) => decimal_of(value),
+            Fact::Text(text) => text.trim().parse().ok(),
+            Fact::Whole(n) => Some(Decimal::from(n)),
+        }
+    }
+
+    fn is_text(self) -> bool {
+        match self {
+            Fact::Json(value) => value.is_string(),
+            Fact::Text(_) => true,
+            Fact::Whole(_) => false,
+        }
+    }
+
+    fn is(self, want: &Value) -> bool {
+        match self {
+            Fact::Json(value) => want == value,
+            Fact::Text(text) => want.as_str() == Some(text),
+            Fact::Whole(n) => want.as_i64() == Some(n),
+        }
+    }
+
+    fn absent(self) -> bool {
+        match self {
+            Fact::Json(value) => attribute_absent(Some(value)),
+            Fact::Text(text) => text.trim().is_empty(),
+            Fact::Whole(_) => false,
+        }
+    }
+}
+
+/// Whether `fact` (absent: `None`) satisfies `predicate`. Numbers compare as exact decimals,
+/// so `"48000.00"` equals `48000`; two strings compare as text.
+fn holds(predicate: &Predicate, fact: Option<Fact>) -> bool {
+    let same = |want: &Value, got: Fact| {
+        if want.is_string() && got.is_text() {
+            return got.is(want);
+        }
+        match (decimal_of(want), got.decimal()) {
+            (Some(a), Some(b)) => a == b,
+            _ => got.is(want),
+        }
     };
     match predicate {
-        Predicate::Exists(wanted) => *wanted != attribute_absent(value),
-        Predicate::Equals(want) => value.is_some_and(|got| same(want, got)),
-        Predicate::In(options) => value.is_some_and(|got| options.iter().any(|o| same(o, got))),
+        Predicate::Exists(wanted) => *wanted != fact.is_none_or(Fact::absent),
+        Predicate::Equals(want) => fact.is_some_and(|got| same(want, got)),
+        Predicate::In(options) => fact.is_some_and(|got| options.iter().any(|o| same(o, got))),
         Predicate::Range { gt, gte, lt, lte } => {
-            let Some(v) = value.and_then(decimal_of) else {
+            let Some(v) = fact.and_then(Fact::decimal) else {
                 return false;
             };
             gt.is_none_or(|b| v > b)
@@ -838,3 +1011,7 @@ pub fn holds(predicate: &Predicate, value: Option<&Value>) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -74,6 +74,22 @@ pub enum Limit {
     Times(i64),
 }
 
+impl Limit {
+    pub fn value(self) -> i64 {
+        match self {
+            Limit::Points(n) | Limit::Times(n) => n,
+        }
+    }
+
+    /// `points` or `times`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Limit::Points(_) => "points",
+            Limit::Times(_) => "times",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cap {
     pub per: Period,
@@ -194,6 +210,8 @@ pub struct Campaign {
     pub rules: Option<Vec<String>>,
     pub participant: Vec<(Trait, Predicate)>,
     pub multiplier: Decimal,
+    /// How its factor is named on a rule's line: `campaign:{id}@{version}`.
+    pub source: String,
     pub definition: Value,
 }
 
@@ -236,6 +254,8 @@ pub struct Wallet {
 }
 
 pub const MAX_RULES: usize = 500;
+/// One cap per period and unit (points or times): at most this many on a rule.
+pub const MAX_CAPS: usize = 12;
 pub const MAX_SHARDS: u16 = 64;
 const DEFAULT_SHARDS: u16 = 4;
 
@@ -492,6 +512,9 @@ fn display(path: &str) -> String {
 /// A JSON number or numeric string as an exact decimal.
 pub fn decimal_of(value: &Value) -> Option<Decimal> {
     match value {
+        // Whole numbers directly: rules test attributes on every event.
+        Value::Number(n) if n.is_i64() => n.as_i64().map(Decimal::from),
+        Value::Number(n) if n.is_u64() => n.as_u64().map(Decimal::from),
         Value::Number(n) => {
             let text = n.to_string();
             Decimal::from_str(&text)
@@ -543,15 +566,40 @@ pub(crate) fn parse_rule(value: &Value, path: &str, errors: &mut FieldErrors) ->
             (None, None)
         }
     };
-    let mut caps = Vec::new();
+    let mut caps: Vec<Cap> = Vec::new();
+    // Caps of one period and unit would share one counter and count every award twice.
+    let twin = |caps: &[Cap], cap: &Cap| {
+        caps.iter()
+            .any(|c| c.per == cap.per && c.limit.unit() == cap.limit.unit())
+    };
     for (i, cap) in f.list("caps", errors).iter().enumerate() {
-        caps.extend(parse_cap(cap, &format!("{}[{i}]", f.at("caps")), errors));
+        let path = format!("{}[{i}]", f.at("caps"));
+        if let Some(cap) = parse_cap(cap, &path, errors) {
+            if twin(&caps, &cap) {
+                errors.push(
+                    path,
+                    format!(
+                        "another cap already limits {} per {}: one cap per period and unit",
+                        cap.limit.unit(),
+                        cap.per.name()
+                    ),
+                );
+            }
+            caps.push(cap);
+        }
     }
     if f.flag("once", errors) {
-        caps.push(Cap {
+        let once = Cap {
             per: Period::Lifetime,
             limit: Limit::Times(1),
-        });
+        };
+        if twin(&caps, &once) {
+            errors.push(
+                f.at("once"),
+                "once is a lifetime cap of 1 time, and a cap already limits times per lifetime",
+            );
+        }
+        caps.push(once);
     }
     let milestone = f.get("milestone").and_then(|m| {
         let g = Fields::of(m, &f.at("milestone"), &["at"], errors)?;
@@ -823,6 +871,12 @@ pub(crate) fn parse_match(
                 f.at("type"),
                 format!("{t} cannot earn by rule: reversals claw back what the original earned, adjustments carry their own points"),
             );
+        } else if when.types[..i].contains(t) {
+            // The rule would be indexed, and would award, twice for each such event.
+            errors.push(
+                format!("{}[{i}]", f.at("type")),
+                format!("{t} is listed twice"),
+            );
         }
     }
     if let Some(attributes) = f.get("attributes") {
@@ -1004,17 +1058,21 @@ pub(crate) fn parse_campaign(
     if let Some(map) = definition.as_object_mut() {
         map.remove("version");
     }
-    (errors.0.len() == before).then(|| Campaign {
-        id: id.expect("checked"),
-        version,
-        description,
-        from,
-        until,
-        enrolment_days,
-        rules,
-        participant,
-        multiplier: multiplier.expect("checked"),
-        definition,
+    (errors.0.len() == before).then(|| {
+        let id = id.expect("checked");
+        Campaign {
+            source: format!("campaign:{id}@{version}"),
+            id,
+            version,
+            description,
+            from,
+            until,
+            enrolment_days,
+            rules,
+            participant,
+            multiplier: multiplier.expect("checked"),
+            definition,
+        }
     })
 }
 
