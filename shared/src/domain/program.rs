@@ -182,14 +182,7 @@ impl Program {
                 );
             }
         }
-        check_references(
-            &document,
-            &rules,
-            &campaigns,
-            &budgets,
-            &wallet,
-            &mut errors,
-        );
+        check_references(&document, &rules, &campaigns, &budgets, &mut errors);
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
             for event_type in &rule.when.types {
@@ -347,7 +340,6 @@ fn check_references(
     rules: &[Rule],
     campaigns: &[Campaign],
     budgets: &[Budget],
-    wallet: &Wallet,
     errors: &mut FieldErrors,
 ) {
     let known: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
@@ -384,22 +376,32 @@ fn check_references(
             }
         }
     }
-    let mut check = |path: String, ids: &Option<Vec<String>>| {
-        for (j, id) in ids.iter().flatten().enumerate() {
-            if !known.contains(&id.as_str()) && !written.contains(&id.as_str()) {
+    // References are read from the document itself, so an entry that failed to parse is
+    // still checked and every path is the document's own index.
+    let mut check = |path: String, ids: &Value| {
+        for (j, id) in ids.as_array().into_iter().flatten().enumerate() {
+            if let Some(id) = id.as_str()
+                && !known.contains(&id)
+                && !written.contains(&id)
+            {
                 errors.push(format!("{path}[{j}]"), format!("no rule has the id {id:?}"));
             }
         }
     };
-    for (i, c) in campaigns.iter().enumerate() {
-        check(format!("campaigns[{i}].rules"), &c.rules);
+    for section in ["campaigns", "budgets"] {
+        for (i, entry) in document[section]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            check(format!("{section}[{i}].rules"), &entry["rules"]);
+        }
     }
-    for (i, b) in budgets.iter().enumerate() {
-        check(format!("budgets[{i}].rules"), &b.rules);
-    }
-    if let Some(pending) = &wallet.pending {
-        check("wallet.pending.rules".into(), &pending.rules);
-    }
+    check(
+        "wallet.pending.rules".into(),
+        &document["wallet"]["pending"]["rules"],
+    );
 }
 
 /// Every stored version of a program, and which one is in force when.
@@ -569,6 +571,27 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].field, "rules[9].version");
         assert!(errors[0].reason.contains("above 1"), "{}", errors[0].reason);
+    }
+
+    #[test]
+    fn references_are_checked_at_the_documents_own_index_even_in_invalid_entries() {
+        let text = SAMPLE.replace(
+            "    rules: [contract-volume, contract-count]\n    multiplier: 2",
+            "    rules: [contract-volume, no-such-rule]\n    multiplier: lots",
+        );
+        let fields: Vec<String> = Program::parse(&text, 1)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert!(
+            fields.contains(&"campaigns[0].multiplier".to_owned()),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"campaigns[0].rules[1]".to_owned()),
+            "{fields:?}"
+        );
     }
 
     #[test]
