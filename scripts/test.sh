@@ -17,7 +17,7 @@ echo "== event schema" >&2
 echo "== cargo test" >&2
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
+cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee "$log"
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -371,10 +371,10 @@ async fn diff_and_push_against_the_local_stack() -> anyhow::Result<()> {
     let diff = run("diff", &unbumped, "unbumped.yaml").await;
     assert_eq!(diff.code, 1, "{}", diff.stdout);
     for expected in [
-        "  ~ daily-login v1 → v1: award: {\"points\":5} → {\"points\":6}  [refused: daily-login changed since version 1 was deployed: give it a higher version]",
+        "  ~ daily-login v1 → v1: award: {\"points\":5} → {\"points\":6}  [refused: daily-login differs from its stored version 1: give it a version above 1]",
         "  ~ contract-points: points: 2000000 → 2500000",
         "  ~ name: \"ACME Channel Stars\" → \"ACME Stars\"",
-        "rules[1].version: daily-login changed since version 1 was deployed",
+        "rules[1].version: daily-login differs from its stored version 1",
     ] {
         assert!(
             diff.stdout.contains(expected),
@@ -392,7 +392,7 @@ async fn diff_and_push_against_the_local_stack() -> anyhow::Result<()> {
     assert!(
         refused
             .stdout
-            .contains("  rules[1].version: daily-login changed since version 1")
+            .contains("  rules[1].version: daily-login differs from its stored version 1")
     );
 
     let bumped = unbumped.replacen(
