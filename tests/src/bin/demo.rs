@@ -102,9 +102,15 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
         stored.body
     );
     let program = admin.get_program().await?;
-    let schedule: Vec<String> = program.body["schedule"]
+    let entries = program.body["schedule"]
         .as_array()
-        .context("GET /v1/program has a schedule")?
+        .context("GET /v1/program has a schedule")?;
+    let sprint_in_force: jiff::Timestamp = entries
+        .last()
+        .and_then(|s| s["effective_from"].as_str())
+        .context("the schedule names version 2")?
+        .parse()?;
+    let schedule: Vec<String> = entries
         .iter()
         .map(|s| -> anyhow::Result<String> {
             let from: jiff::Timestamp = s["effective_from"].as_str().unwrap_or_default().parse()?;
@@ -116,7 +122,7 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
     println!(
-        "   The channel team starts the December sprint early: version 2 (december-sprint v2: double contract points {sprint_from} to {sprint_until}), in force from now, without a redeploy"
+        "   The channel team starts the December sprint early: version 2 (december-sprint v2: double contract points {sprint_from} to {sprint_until}), in force a config TTL after it is stored (when every warm function has read it), without a redeploy"
     );
     println!(
         "   GET /v1/program: schedule {}; each event is awarded under the version in force when it occurred",
@@ -225,6 +231,17 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
         .iter()
         .find(|r| r.behaviour == Behaviour::Superstar)
         .unwrap_or(&early[0]);
+    // Today's events must occur once version 2 is in force, or they earn under version 1;
+    // they are stamped in whole seconds, hence the extra second.
+    let until_sprint =
+        sprint_in_force.duration_since(jiff::Timestamp::now()) + jiff::SignedDuration::from_secs(1);
+    if until_sprint.is_positive() {
+        println!(
+            "   (waiting {:.0} s for version 2 to take effect)",
+            until_sprint.as_secs_f64().ceil()
+        );
+        tokio::time::sleep(until_sprint.unsigned_abs()).await;
+    }
     let live_events = today_at_work(deployment, &crm, &admin, &portal, featured).await?;
 
     let store = &deployment.store;
