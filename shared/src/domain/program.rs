@@ -9,8 +9,8 @@ use super::error::{FieldError, FieldErrors};
 use super::money::{Currency, json_kind, parse_amount};
 use super::period::time_zone;
 use super::rules::{
-    Budget, Campaign, Fields, MAX_RULES, Rule, Wallet, parse_budget, parse_campaign, parse_rule,
-    parse_wallet,
+    Budget, Campaign, Fields, MAX_RULES, MAX_SHARDS, Rule, Wallet, parse_budget, parse_campaign,
+    parse_rule, parse_wallet,
 };
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -168,6 +168,14 @@ impl Program {
             .enumerate()
             .filter_map(|(i, b)| parse_budget(b, &format!("budgets[{i}]"), &mut errors))
             .collect();
+        // An award reads every shard of its rules' budgets in one request of at most 100 keys.
+        let shards: u32 = budgets.iter().map(|b| u32::from(b.shards)).sum();
+        if shards > u32::from(MAX_SHARDS) {
+            errors.push(
+                "budgets",
+                format!("at most {MAX_SHARDS} shards in all, got {shards}: an award reads every shard of its budgets at once"),
+            );
+        }
         let wallet = f
             .get("wallet")
             .map(|w| parse_wallet(w, "wallet", &mut errors))
@@ -592,6 +600,22 @@ mod tests {
             fields.contains(&"campaigns[0].rules[1]".to_owned()),
             "{fields:?}"
         );
+    }
+
+    #[test]
+    fn budgets_hold_at_most_64_shards_in_all() {
+        let budget = |id: &str, shards: u16| {
+            format!("  - {{ id: {id}, per: month, points: 100000, shards: {shards} }}\n")
+        };
+        let program = |budgets: String| {
+            Program::parse(
+                &format!("program: acme\nname: A\ntime_zone: UTC\nbudgets:\n{budgets}"),
+                1,
+            )
+        };
+        assert!(program(budget("a", 32) + &budget("b", 32)).is_ok());
+        let errors = program(budget("a", 64) + &budget("b", 2)).unwrap_err();
+        assert_eq!(errors[0].field, "budgets", "{errors:?}");
     }
 
     #[test]
