@@ -22,7 +22,8 @@ use std::sync::Arc;
 /// Largest award (or penalty) one event may carry.
 pub const MAX_POINTS_PER_EVENT: i64 = 1_000_000;
 
-const FIELDS: [&str; 18] = [
+/// The fields the rules engine reads; `RESERVED` lists the others a document may hold.
+const FIELDS: [&str; 11] = [
     "program",
     "name",
     "time_zone",
@@ -34,17 +35,10 @@ const FIELDS: [&str; 18] = [
     "campaigns",
     "budgets",
     "wallet",
-    // Read by the features that use them; stored with the version like every other section.
-    "leaderboards",
-    "drawings",
-    "non_use",
-    "segments",
-    "journeys",
-    "notifications",
-    "catalog",
 ];
 
-/// Sections the rules engine does not read; each must be an object or a list.
+/// Sections read by the features that use them, stored with the version like every other
+/// section; the rules engine does not read them, and each must be an object or a list.
 const RESERVED: [&str; 7] = [
     "leaderboards",
     "drawings",
@@ -106,7 +100,8 @@ impl Program {
                 format!("must be an object, got {}", json_kind(&document)),
             )]);
         }
-        let f = Fields::of(&document, "", &FIELDS, &mut errors).expect("checked: an object");
+        let allowed: Vec<&str> = FIELDS.iter().chain(&RESERVED).copied().collect();
+        let f = Fields::of(&document, "", &allowed, &mut errors).expect("checked: an object");
         let id = f.text("program", true, &mut errors);
         let name = f.text("name", true, &mut errors);
         let zone_name = f.text("time_zone", true, &mut errors);
