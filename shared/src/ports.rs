@@ -244,3 +244,131 @@ pub trait StatsReader: Send + Sync {
         participant: &str,
     ) -> impl Future<Output = Result<Vec<EventRecord>, PortError>> + Send;
 }
+
+/// A close as stored: the run whose frozen outcome counts, and how far its effects got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseState {
+    pub run: String,
+    pub config_version: u32,
+    pub frozen_at: String,
+    /// Effects applied so far, in the frozen order.
+    pub applied: u64,
+    pub done: bool,
+}
+
+/// What the period close reads and writes in the table.
+pub trait CloseStore: Send + Sync {
+    /// One page of participant ids of a roster shard, after `after`, and where the next starts.
+    fn roster(
+        &self,
+        program: &str,
+        shard: u8,
+        after: Option<String>,
+    ) -> impl Future<Output = Result<(Vec<String>, Option<String>), PortError>> + Send;
+
+    /// The members among `participants` with their counters over `period`'s months.
+    fn members(
+        &self,
+        program: &str,
+        participants: &[String],
+        period: &crate::domain::close::ClosePeriod,
+    ) -> impl Future<Output = Result<Vec<crate::domain::close::Member>, PortError>> + Send;
+
+    fn state(
+        &self,
+        program: &str,
+        period: &str,
+    ) -> impl Future<Output = Result<Option<CloseState>, PortError>> + Send;
+
+    /// Stores the frozen outcome (JSON) under a new run, then the state that names it, if no
+    /// state exists. Returns the state that counts: this run's, or a concurrent run's.
+    fn freeze(
+        &self,
+        program: &str,
+        period: &str,
+        config_version: u32,
+        frozen_at: &str,
+        frozen: &str,
+    ) -> impl Future<Output = Result<CloseState, PortError>> + Send;
+
+    /// The frozen outcome (JSON) of the state's run.
+    fn frozen(
+        &self,
+        program: &str,
+        period: &str,
+        state: &CloseState,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+
+    /// Records effects applied up to `applied` (never moves back).
+    fn checkpoint(
+        &self,
+        program: &str,
+        period: &str,
+        applied: u64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Stores a document of the close (`report`, `board#…`, `drawing#…`, `list#…`), split in
+    /// pages as needed. Writing the same name again replaces it with the same content.
+    fn put_document(
+        &self,
+        program: &str,
+        period: &str,
+        name: &str,
+        pages: &[String],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// A page of a stored document (`None`: no such document or page) and the page count.
+    fn document(
+        &self,
+        program: &str,
+        period: &str,
+        name: &str,
+        page: u32,
+    ) -> impl Future<Output = Result<Option<(String, u32)>, PortError>> + Send;
+
+    /// Marks the close done.
+    fn finish(
+        &self,
+        program: &str,
+        period: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// The first strike of `period`, once: `false` if it was already recorded.
+    fn strike(
+        &self,
+        program: &str,
+        participant: &str,
+        period: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// Sets an active participant's status to `status` for `period`: `false` if not active.
+    fn sanction(
+        &self,
+        program: &str,
+        participant: &str,
+        status: &str,
+        period: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// Makes a suspended or terminated participant active again, strikes cleared: `false` if
+    /// not enrolled or already active.
+    fn reinstate(
+        &self,
+        program: &str,
+        participant: &str,
+        at: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// Programs with a stored configuration (the hourly job closes each one's due periods).
+    fn programs(&self) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+}
+
+/// Events other systems subscribe to (a portal disabling a suspended account).
+pub trait Outbound: Send + Sync {
+    /// Publishes one event (JSON); `kind` goes in a message attribute for filtering.
+    fn publish(
+        &self,
+        kind: &str,
+        event: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}

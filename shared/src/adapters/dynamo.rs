@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::types::{
 };
 use jiff::Timestamp;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -286,6 +286,10 @@ impl AwardStore for DynamoStore {
                         .counters
                         .months
                         .insert(month.to_owned(), numbers(item));
+                    loaded
+                        .counters
+                        .login_days
+                        .insert(month.to_owned(), login_days(item)?);
                 } else if sk == BUDGET {
                     let shard = match item.get("pk") {
                         Some(AttributeValue::S(pk)) => pk
@@ -469,15 +473,32 @@ fn numbers(item: &Item) -> HashMap<String, i64> {
         .collect()
 }
 
-/// The month item's own counters: points, the count of the event's type, the login day.
+/// The month item's own counters: points (toward the leaderboards), reversed and bonus points,
+/// the count of the event's type, and the login day. A login on a new day adds one to `days`
+/// on the condition that the day is still new, so concurrent logins count it once. `lb` lists
+/// the item in the live leaderboard index.
 fn month_expr(delta: &MonthDelta) -> Expr {
     let mut expr = Expr::default();
     expr.add("points", n(delta.points));
+    for (name, value) in [("reversed", delta.reversed), ("bonus", delta.bonus)] {
+        if value != 0 {
+            expr.add(name, n(value));
+        }
+    }
     if let Some((event_type, by)) = &delta.count {
         expr.add(&format!("{COUNT}{event_type}"), n(by));
     }
     if let Some(day) = delta.login_day {
         expr.add("login_days", AttributeValue::Ns(vec![day.to_string()]));
+        if delta.new_login_day {
+            expr.add("days", n(1));
+            let (set, day) = (expr.name("login_days"), expr.value(n(day)));
+            expr.condition(format!("NOT contains({set}, {day})"));
+        }
+    }
+    if let Some(board) = &delta.board_key {
+        let (name, value) = (expr.name("lb"), expr.value(s(board)));
+        expr.set.push(format!("{name} = {value}"));
     }
     expr
 }
@@ -734,6 +755,17 @@ impl StatsReader for DynamoStore {
     }
 }
 
+/// The days of a month item's login-day set.
+fn login_days(item: &Item) -> Result<BTreeSet<u8>, PortError> {
+    match item.get("login_days") {
+        Some(AttributeValue::Ns(days)) => days
+            .iter()
+            .map(|d| d.parse().map_err(|e| corrupt("login day", e)))
+            .collect(),
+        _ => Ok(BTreeSet::new()),
+    }
+}
+
 fn month_stats(item: &Item) -> Result<MonthStats, PortError> {
     let number = |value: &AttributeValue| -> Result<i64, PortError> {
         match value {
@@ -750,15 +782,7 @@ fn month_stats(item: &Item) -> Result<MonthStats, PortError> {
                 }
             }
             "points" => stats.points = number(value)?,
-            "login_days" => {
-                if let AttributeValue::Ns(days) = value {
-                    for day in days {
-                        stats
-                            .login_days
-                            .insert(day.parse().map_err(|e| corrupt("login day", e))?);
-                    }
-                }
-            }
+            "login_days" => stats.login_days = login_days(item)?,
             other => {
                 if let Some(event_type) = other.strip_prefix(COUNT) {
                     stats.counts.insert(event_type.to_owned(), number(value)?);

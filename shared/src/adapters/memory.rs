@@ -197,6 +197,9 @@ impl AwardStore for MemoryStore {
         for m in &reads.months {
             if let Some(month) = account.months.get(m) {
                 counters.months.insert(m.clone(), month.counters.clone());
+                counters
+                    .login_days
+                    .insert(m.clone(), month.stats.login_days.clone());
             }
         }
         for b in &reads.budgets {
@@ -222,16 +225,28 @@ impl AwardStore for MemoryStore {
         let record_is = |id: &str, status: Option<EntryStatus>| {
             account.records.get(id).map(|r| r.status) == status
         };
+        // A login planned as a new day must still be one (DynamoDB's `NOT contains`).
+        let day_still_new = |month: &MonthDelta| {
+            !month.new_login_day
+                || month.login_day.is_none_or(|day| {
+                    account
+                        .months
+                        .get(&month.month)
+                        .is_none_or(|m| !m.stats.login_days.contains(&day))
+                })
+        };
         // Every condition first, as one transaction: nothing applies unless all hold.
         let holds = match plan {
             Plan::Duplicate => return Ok(Consumed::default()),
             Plan::Award {
                 record,
+                month,
                 writes,
                 expiries,
                 ..
             } => {
                 record_is(&record.event_id, None)
+                    && day_still_new(month)
                     && writes
                         .iter()
                         .all(|w| guard_holds(w.guard, memory.counter(program, account, w)))
@@ -252,8 +267,9 @@ impl AwardStore for MemoryStore {
                 reversal,
                 placeholder,
             } => record_is(&reversal.event_id, None) && record_is(&placeholder.event_id, None),
-            Plan::ArriveCancelled { record, .. } => {
+            Plan::ArriveCancelled { record, month } => {
                 record_is(&record.event_id, Some(EntryStatus::CancelledBeforeArrival))
+                    && month.as_ref().is_none_or(day_still_new)
             }
             Plan::IgnoreReversal { record } => record_is(&record.event_id, None),
         };

@@ -54,6 +54,8 @@ pub struct Counters {
     pub profile: HashMap<String, i64>,
     pub months: HashMap<String, HashMap<String, i64>>,
     pub budgets: HashMap<String, i64>,
+    /// The login days (1..=31) of each month item read: a login on a new day adds to `days`.
+    pub login_days: HashMap<String, BTreeSet<u8>>,
 }
 
 impl Counters {
@@ -181,11 +183,17 @@ pub struct Evaluation {
 
 /// The built-in rule behind an administrator's adjustment.
 pub const ADJUSTMENT_RULE: &str = "adjustment";
+/// The ledger's rule id of a period-close bonus (`points.bonus`).
+pub const BONUS_RULE: &str = "bonus";
 
 impl Program {
     /// Items an event may need read before it is evaluated (a superset is harmless).
     pub fn reads(&self, event: &Event, periods: &Periods) -> Reads {
         let mut reads = Reads::default();
+        // A login needs its month's login days, to know whether it starts a new one.
+        if event.event_type == super::envelope::LOGIN_TYPE {
+            reads.months.insert(periods.month.clone());
+        }
         for rule in self.rules_for(&event.event_type) {
             for cap in &rule.caps {
                 if let (Scope::Month(m), _) = counter(&rule.id, "p", cap.per, periods) {
@@ -232,8 +240,13 @@ impl Program {
             .map_or(&[][..], Vec::as_slice);
         let mut lines = Vec::with_capacity(rules.len() + 1);
         if let Some(adjustment) = adjustment_points(event) {
+            let rule = if event.event_type == super::envelope::BONUS_TYPE {
+                BONUS_RULE
+            } else {
+                ADJUSTMENT_RULE
+            };
             lines.push(Line {
-                rule: ADJUSTMENT_RULE.into(),
+                rule: rule.into(),
                 version: 1,
                 points: adjustment,
                 uncapped: adjustment,
@@ -481,6 +494,7 @@ impl Program {
                 .filter(|l| {
                     pending.rules.as_ref().is_none_or(|r| r.contains(&l.rule))
                         && l.rule != ADJUSTMENT_RULE
+                        && l.rule != BONUS_RULE
                 })
                 .map(|l| l.points)
                 .sum::<i64>()

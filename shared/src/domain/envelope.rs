@@ -19,7 +19,7 @@ const ENVELOPE_FIELDS: [&str; 5] = ["id", "participant", "type", "occurred_at", 
 
 /// The event types Carrot knows. Any other well-formed type is accepted and recorded, and
 /// earns nothing unless the program's rules name it.
-pub const KNOWN_TYPES: [&str; 13] = [
+pub const KNOWN_TYPES: [&str; 14] = [
     "portal.login",
     "deal.registered",
     "contract.started",
@@ -33,11 +33,22 @@ pub const KNOWN_TYPES: [&str; 13] = [
     "deal.cancelled",
     "contract.cancelled",
     "points.adjusted",
+    "points.bonus",
 ];
+
+/// A portal login: distinct login days are counted per month.
+pub const LOGIN_TYPE: &str = "portal.login";
 
 /// The type of an administrator's manual adjustment: made through the admin API only, never
 /// accepted from `POST /v1/events`.
 pub const ADJUSTMENT_TYPE: &str = "points.adjusted";
+
+/// The type of a bonus the period close credits (a leaderboard place, a drawing prize): made
+/// by the close job only. Its points go to the balance, not to the month's leaderboard points.
+pub const BONUS_TYPE: &str = "points.bonus";
+
+/// Types only Carrot itself records; `POST /v1/events` refuses them.
+pub const RESERVED_TYPES: [&str; 2] = [ADJUSTMENT_TYPE, BONUS_TYPE];
 
 /// A validated activity event.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +110,8 @@ pub enum Attributes {
     Reversal {
         original_event: String,
     },
-    /// `points.adjusted`: an administrator's credit or debit, with the reason and who made it.
+    /// `points.adjusted` (an administrator's credit or debit) or `points.bonus` (the period
+    /// close's credit), with the reason.
     Adjustment {
         points: i64,
         reason: String,
@@ -398,7 +410,7 @@ impl<'a> AttributeReader<'a> {
             "deal.cancelled" | "contract.cancelled" => Attributes::Reversal {
                 original_event: self.id("original_event")?,
             },
-            ADJUSTMENT_TYPE => {
+            ADJUSTMENT_TYPE | BONUS_TYPE => {
                 let points = self.points("points");
                 let reason = self.text("reason");
                 Attributes::Adjustment {

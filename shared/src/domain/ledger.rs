@@ -10,7 +10,8 @@
 use super::engine::{
     Added, Counters, EXPIRY_LOT, Evaluation, Guard, Op, PENDING_LOT, Scope, Subject, Write,
 };
-use super::envelope::Event;
+use super::envelope::{BONUS_TYPE, Event, LOGIN_TYPE};
+use super::standings::board_key;
 use super::period::{Periods, quarter_of};
 use super::program::Program;
 use super::wallet::Wallet;
@@ -105,11 +106,21 @@ pub struct MonthDelta {
     pub month: String,
     pub quarter: String,
     pub year: String,
+    /// Points toward the month's leaderboards: what events earned, net of reversals.
     pub points: i64,
+    /// The part of `points` reversals took back (0 or negative), for the program report.
+    pub reversed: i64,
+    /// Period-close bonuses: credited to the balance, kept out of the leaderboards' points.
+    pub bonus: i64,
     /// Per event type: +1 when counted, -1 when a reversal uncounts it.
     pub count: Option<(String, i64)>,
     /// Day of month of a login: distinct login days are a set of these.
     pub login_day: Option<u8>,
+    /// Whether `login_day` is a day the month had no login on yet, as read: the month's count
+    /// of login days (`days`, sorted by the live leaderboard index) goes up by one.
+    pub new_login_day: bool,
+    /// The live leaderboard index partition of the month item, when the program has boards.
+    pub board_key: Option<String>,
 }
 
 /// The one effect an event has, given what is stored.
@@ -193,14 +204,26 @@ pub fn plan(
         reversed_by: None,
         note: None,
     };
-    let login_day = (event.event_type == "portal.login").then_some(periods.day_of_month);
-    let delta = |points, count| MonthDelta {
+    let login_day = (event.event_type == LOGIN_TYPE).then_some(periods.day_of_month);
+    let new_login_day = login_day.is_some_and(|day| {
+        !standing
+            .counters
+            .login_days
+            .get(&periods.month)
+            .is_some_and(|days| days.contains(&day))
+    });
+    let is_bonus = event.event_type == BONUS_TYPE;
+    let delta = |points: i64, count| MonthDelta {
         month: periods.month.clone(),
         quarter: periods.quarter.clone(),
         year: periods.year.clone(),
-        points,
+        points: if is_bonus { 0 } else { points },
+        reversed: 0,
+        bonus: if is_bonus { points } else { 0 },
         count,
         login_day,
+        new_login_day,
+        board_key: board_key(program, &periods.month, &event.participant),
     };
 
     if let Some(own) = own {
@@ -334,10 +357,14 @@ pub fn plan(
                 month: MonthDelta {
                     quarter: quarter_of(&month).unwrap_or_default(),
                     year: month.get(..4).unwrap_or_default().to_owned(),
+                    board_key: board_key(program, &month, &event.participant),
                     month,
                     points: -original.points,
+                    reversed: -original.points,
+                    bonus: 0,
                     count: original.event_type.clone().map(|t| (t, -1)),
                     login_day: None,
+                    new_login_day: false,
                 },
                 writes,
             }

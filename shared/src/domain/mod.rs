@@ -1,6 +1,8 @@
 //! The pure domain: no AWS types, no I/O. Everything here is deterministic given its inputs.
 
+pub mod close;
 pub mod counters;
+pub mod drawing;
 pub mod engine;
 pub mod envelope;
 pub mod error;
@@ -10,6 +12,9 @@ pub mod participant;
 pub mod period;
 pub mod program;
 pub mod queued;
+pub mod report;
 pub mod rules;
 pub mod signature;
+pub mod standings;
+pub mod stick;
 pub mod wallet;

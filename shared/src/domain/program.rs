@@ -5,6 +5,7 @@
 //! Award code asks the program what an event earns (`Program::evaluate`, in `engine`), never
 //! a rule directly. The reference is docs/program-config.md.
 
+use super::close::CloseConfig;
 use super::error::{FieldError, FieldErrors};
 use super::money::{Currency, json_kind, parse_amount};
 use super::period::time_zone;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 pub const MAX_POINTS_PER_EVENT: i64 = 1_000_000;
 
 /// The fields the rules engine reads; `RESERVED` lists the others a document may hold.
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 15] = [
     "program",
     "name",
     "time_zone",
@@ -35,14 +36,15 @@ const FIELDS: [&str; 11] = [
     "campaigns",
     "budgets",
     "wallet",
+    "leaderboards",
+    "drawings",
+    "non_use",
+    "close",
 ];
 
 /// Sections read by the features that use them, stored with the version like every other
 /// section; the rules engine does not read them, and each must be an object or a list.
-const RESERVED: [&str; 7] = [
-    "leaderboards",
-    "drawings",
-    "non_use",
+const RESERVED: [&str; 4] = [
     "segments",
     "journeys",
     "notifications",
@@ -68,6 +70,8 @@ pub struct Program {
     pub campaigns: Vec<Campaign>,
     pub budgets: Vec<Budget>,
     pub wallet: Wallet,
+    /// Leaderboards, drawings and the non-use policy the period close applies.
+    pub close: CloseConfig,
     /// The document as validated, stored verbatim so a version can be read back.
     pub document: Value,
 }
@@ -185,6 +189,7 @@ impl Program {
                 );
             }
         }
+        let close = CloseConfig::parse(&document, &mut errors);
         check_references(&document, &rules, &campaigns, &budgets, &mut errors);
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -206,6 +211,7 @@ impl Program {
             campaigns,
             budgets,
             wallet,
+            close,
             document: document.clone(),
         });
         errors.into_result(()).map(|()| program.expect("checked"))

@@ -1,6 +1,6 @@
 //! Ingest: validate a signed request's events and put the accepted ones on the queue.
 
-use crate::domain::envelope::{ADJUSTMENT_TYPE, parse_event};
+use crate::domain::envelope::{RESERVED_TYPES, parse_event};
 use crate::domain::error::FieldError;
 use crate::domain::money::json_kind;
 use crate::domain::queued::QueuedEvent;
@@ -158,7 +158,7 @@ pub async fn ingest<Q: EventQueue>(
         let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
         let (status, errors) = match parse_event(value, path, now) {
             Err(errors) => (EventStatus::Rejected, errors),
-            Ok(event) if event.event_type == ADJUSTMENT_TYPE => (
+            Ok(event) if RESERVED_TYPES.contains(&event.event_type.as_str()) => (
                 EventStatus::Rejected,
                 vec![FieldError::new(
                     if path.is_empty() {
@@ -166,7 +166,10 @@ pub async fn ingest<Q: EventQueue>(
                     } else {
                         format!("{path}.type")
                     },
-                    "points.adjusted is reserved for administrators: use POST /v1/participants/{participant}/adjustments",
+                    format!(
+                        "{} is recorded by Carrot itself: adjust points with POST /v1/participants/{{participant}}/adjustments",
+                        event.event_type
+                    ),
                 )],
             ),
             Ok(event) if !seen.insert(event.id.clone()) => {

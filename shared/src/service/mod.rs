@@ -3,6 +3,7 @@
 pub mod award;
 pub mod backtest;
 pub mod calculator;
+pub mod close;
 pub mod enrol;
 pub mod ingest;
 pub mod replay;
