@@ -56,6 +56,11 @@ impl Api {
         })
     }
 
+    /// GETs `path` (with its query, if any) under the base URL, signing the empty body.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        self.send("GET", path, Vec::new(), "application/json").await
+    }
+
     /// Signs `body` now and sends it to `path` under the base URL.
     pub async fn send(
         &self,

@@ -1,6 +1,6 @@
-//! `carrot`, the admin CLI: `validate`, `diff` and `push` a program configuration, and
-//! `backtest` it on historical events without touching any table. The reference is
-//! docs/cli.md.
+//! `carrot`, the admin CLI: `validate`, `diff` and `push` a program configuration,
+//! `backtest` it on historical events without touching any table, and `draw verify` a prize
+//! drawing. The reference is docs/cli.md.
 
 /// Prints a line to stdout. A closed pipe (`carrot backtest … | head`) is not an error: the
 /// reader has what it wanted.
@@ -14,6 +14,7 @@ macro_rules! say {
 mod api;
 mod describe;
 mod diff;
+mod draw;
 mod files;
 mod table;
 
@@ -26,7 +27,7 @@ use jiff::Timestamp;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The configuration is invalid, or the server refused the request.
+/// The configuration is invalid, the server refused the request, or a drawing did not verify.
 const REFUSED: u8 = 1;
 /// The command could not run: bad arguments, an unreadable file, no connection.
 const FAILED: u8 = 2;
@@ -41,10 +42,14 @@ Usage:
   carrot backtest --config <config.yaml> --events <history.jsonl|.csv>
                   [--roster <roster.csv|.jsonl>] [--as-of <RFC 3339>] [--json]
                                   replay historical events through it, locally
+  carrot draw verify <program> <drawing> <period>
+  carrot draw verify --file <record.json>
+                                  recompute a prize drawing and check its record
   carrot help [<command>]         this text, or a command's
 
-diff and push talk to the admin API: set CARROT_URL, CARROT_KEY_ID and CARROT_SECRET.
-Exit codes: 0 done, 1 invalid or refused, 2 could not run. See docs/cli.md.
+diff, push and draw verify (without --file) talk to the admin API: set CARROT_URL,
+CARROT_KEY_ID and CARROT_SECRET.
+Exit codes: 0 done, 1 invalid, refused or not verified, 2 could not run. See docs/cli.md.
 ";
 
 const VALIDATE: &str = "\
@@ -84,12 +89,36 @@ Participants without a roster entry are enrolled at their first event with role 
 File layouts are in docs/cli.md. --json prints the report as JSON.
 ";
 
+const DRAW: &str = "\
+carrot draw verify <program> <drawing> <period>
+carrot draw verify --file <record.json>
+
+Recomputes a prize drawing from its stored record and entrant list: the list is sorted and
+unique, its counts and SHA-256 match the record, the revealed seed matches the commitment,
+and the winners re-drawn from the seed and the list are the recorded ones. Prints one line
+per check (ok or FAILED), the winners, and exits 0 when every check passed, 1 otherwise.
+Without --file it reads GET /v1/drawings/{drawing}/{period} page by page and refuses a record
+of another program; it needs CARROT_URL, CARROT_KEY_ID and CARROT_SECRET. --file reads an
+export, {\"record\": …, \"entrants\": […]}, with no connection. See docs/drawings.md.
+";
+
 enum Command {
     Help(&'static str),
     Validate(PathBuf),
     Diff(PathBuf),
     Push(PathBuf),
     Backtest(BacktestArgs),
+    DrawVerify(DrawSource),
+}
+
+/// Where `draw verify` reads the drawing from.
+enum DrawSource {
+    Api {
+        program: String,
+        drawing: String,
+        period: String,
+    },
+    File(PathBuf),
 }
 
 struct BacktestArgs {
@@ -127,6 +156,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         "diff" => Ok(Command::Help(DIFF)),
         "push" => Ok(Command::Help(PUSH)),
         "backtest" => Ok(Command::Help(BACKTEST)),
+        "draw" => Ok(Command::Help(DRAW)),
         other => Err(format!("unknown command {other:?}")),
     };
     if matches!(name.as_str(), "help" | "--help" | "-h") {
@@ -148,6 +178,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         "diff" => config().map(Command::Diff),
         "push" => config().map(Command::Push),
         "backtest" => parse_backtest(rest).map(Command::Backtest),
+        "draw" => parse_draw(rest).map(Command::DrawVerify),
         other => Err(format!("unknown command {other:?}")),
     }
 }
@@ -188,6 +219,32 @@ fn parse_backtest(args: &[String]) -> Result<BacktestArgs, String> {
     })
 }
 
+fn parse_draw(args: &[String]) -> Result<DrawSource, String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args[..] {
+        ["verify", "--file", path] => Ok(DrawSource::File(PathBuf::from(path))),
+        ["verify", flag] if flag.starts_with("--file=") => {
+            Ok(DrawSource::File(PathBuf::from(&flag["--file=".len()..])))
+        }
+        ["verify", program, drawing, period]
+            if ![program, drawing, period]
+                .iter()
+                .any(|a| a.starts_with('-')) =>
+        {
+            Ok(DrawSource::Api {
+                program: program.to_owned(),
+                drawing: drawing.to_owned(),
+                period: period.to_owned(),
+            })
+        }
+        ["verify", ..] => Err(format!(
+            "draw verify takes <program> <drawing> <period> or --file <record.json>, got {:?}",
+            &args[1..]
+        )),
+        _ => Err(format!("draw takes the subcommand verify, got {args:?}")),
+    }
+}
+
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     let runtime = || {
         tokio::runtime::Builder::new_current_thread()
@@ -210,6 +267,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Diff(path) => runtime()?.block_on(diff::diff(&path)),
         Command::Push(path) => runtime()?.block_on(push(&path)),
         Command::Backtest(args) => runtime()?.block_on(run_backtest(args)),
+        Command::DrawVerify(DrawSource::File(path)) => draw::verify_file(&path),
+        Command::DrawVerify(DrawSource::Api {
+            program,
+            drawing,
+            period,
+        }) => runtime()?.block_on(draw::verify_remote(&program, &drawing, &period)),
     }
 }
 

@@ -5,8 +5,11 @@
 //! - [`LocalStack::start_or_reuse`]: one stack per process (tests in one test binary share it).
 //!   Reuses `CARROT_DYNAMODB_ENDPOINT` and `CARROT_MOTO_ENDPOINT` when both are set.
 //! - [`LocalStack::start_owned`]: a stack of its own, stopped when dropped (the demo).
-//! - [`LocalStack::provision`]: every table and queue of the template under a unique prefix,
-//!   so tests run in parallel against one stack.
+//! - [`LocalStack::provision`]: every table, queue and topic of the template under a unique
+//!   prefix, so tests run in parallel against one stack. Schedules are not created: the local
+//!   runner plays the scheduler and invokes their targets itself.
+//! - [`LocalStack::subscribe_queue`]: a queue subscribed to a topic, so tests read what is
+//!   published there with plain SQS ReceiveMessage.
 //!
 //! The server processes never outlive the process that started them: each runs under a small
 //! `sh` watchdog that kills it once the parent process is gone (even when statics are never
@@ -22,6 +25,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -257,6 +261,14 @@ impl LocalStack {
         aws_sdk_sqs::Client::from_conf(conf)
     }
 
+    /// A new SNS client for moto.
+    pub fn sns_client(&self) -> aws_sdk_sns::Client {
+        let conf = aws_sdk_sns::config::Builder::from(&self.sdk_config)
+            .endpoint_url(&self.moto_endpoint)
+            .build();
+        aws_sdk_sns::Client::from_conf(conf)
+    }
+
     /// A new Secrets Manager client for moto.
     pub fn secrets_client(&self) -> aws_sdk_secretsmanager::Client {
         let conf = aws_sdk_secretsmanager::config::Builder::from(&self.sdk_config)
@@ -265,14 +277,15 @@ impl LocalStack {
         aws_sdk_secretsmanager::Client::from_conf(conf)
     }
 
-    /// Creates every table and queue of `infra/template.yaml`, named `"{prefix}-{LogicalId}"`.
+    /// Creates every table, queue and topic of `infra/template.yaml`, named
+    /// `"{prefix}-{LogicalId}"`.
     pub async fn provision(&self, prefix: &str) -> anyhow::Result<Resources> {
         let template = Template::load()?;
         self.provision_template(&template, prefix).await
     }
 
-    /// Creates every table and queue of `template`, named `"{prefix}-{LogicalId}"`, with the
-    /// queues' redrive policies pointing at the created dead-letter queues.
+    /// Creates every table, queue and topic of `template`, named `"{prefix}-{LogicalId}"`,
+    /// with the queues' redrive policies pointing at the created dead-letter queues.
     pub async fn provision_template(
         &self,
         template: &Template,
@@ -283,9 +296,12 @@ impl LocalStack {
             prefix: prefix.to_string(),
             tables: BTreeMap::new(),
             queues: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            subscription_queue_urls: Mutex::new(Vec::new()),
             template: template.clone(),
             dynamodb: self.dynamodb_client(),
             sqs: self.sqs_client(),
+            sns: self.sns_client(),
             cleaned: AtomicBool::new(false),
         };
         match create_all(&mut res, template).await {
@@ -297,6 +313,53 @@ impl LocalStack {
                 Err(e.context(format!("provisioning the template under prefix {prefix:?}")))
             }
         }
+    }
+
+    /// Creates a queue (cleaned up with `resources`) subscribed to the topic with raw message
+    /// delivery, so that each message published to the topic arrives as a plain SQS message
+    /// whose body is the published message. Returns the queue's URL.
+    pub async fn subscribe_queue(
+        &self,
+        resources: &Resources,
+        topic_logical_id: &str,
+    ) -> anyhow::Result<String> {
+        let topic = resources.topics.get(topic_logical_id).ok_or_else(|| {
+            anyhow!("the template has no topic {topic_logical_id} to subscribe to")
+        })?;
+        let seq = NEXT_SUBSCRIPTION.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{topic_logical_id}-sub{seq}", resources.prefix);
+        if name.len() > 80 {
+            bail!("queue name {name:?} is longer than SQS's 80 characters: use a shorter prefix");
+        }
+        let sqs = self.sqs_client();
+        let url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+            .with_context(|| format!("creating queue {name}"))?
+            .queue_url
+            .ok_or_else(|| anyhow!("CreateQueue {name} returned no URL"))?;
+        // Registered before anything else can fail, so that cleanup finds it.
+        resources
+            .subscription_queue_urls
+            .lock()
+            .expect("subscription queue list is not poisoned")
+            .push(url.clone());
+        let queue_arn = queue_arn(&sqs, &url).await?;
+        // moto delivers without a queue policy allowing the topic to send (AWS would need one).
+        self.sns_client()
+            .subscribe()
+            .topic_arn(&topic.arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sns::error::DisplayErrorContext(e)))
+            .with_context(|| format!("subscribing {name} to {}", topic.arn))?;
+        Ok(url)
     }
 
     /// Stops the servers now (an owned stack also does so when dropped).
@@ -365,6 +428,27 @@ async fn create_all(res: &mut Resources, template: &Template) -> anyhow::Result<
         res.queues
             .insert(q.logical_id.clone(), QueueInfo { name, url, arn });
     }
+    for topic in &template.topics {
+        let mut name = format!("{}-{}", res.prefix, topic.logical_id);
+        let mut req = res.sns.create_topic();
+        if topic.fifo {
+            name.push_str(".fifo");
+            req = req.attributes("FifoTopic", "true");
+        }
+        let arn = req
+            .name(&name)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sns::error::DisplayErrorContext(e)))
+            .with_context(|| format!("creating topic {name}"))?
+            .topic_arn
+            .ok_or_else(|| anyhow!("CreateTopic {name} returned no ARN"))?;
+        res.topics
+            .insert(topic.logical_id.clone(), TopicInfo { name, arn });
+    }
+    // `template.schedules` are deliberately not created: moto's scheduler stores schedules but
+    // never fires them. The local runner plays the scheduler and invokes the target function
+    // with the schedule's input itself.
     Ok(())
 }
 
@@ -522,7 +606,15 @@ pub struct QueueInfo {
     pub arn: String,
 }
 
-/// The tables and queues created by [`LocalStack::provision`] for one prefix.
+/// A created topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub arn: String,
+}
+
+/// The tables, queues and topics created by [`LocalStack::provision`] for one prefix (and the
+/// queues [`LocalStack::subscribe_queue`] adds).
 ///
 /// Call [`Resources::cleanup`] at the end; dropping it without doing so deletes them in the
 /// background when a tokio runtime is at hand (best effort).
@@ -531,9 +623,13 @@ pub struct Resources {
     prefix: String,
     tables: BTreeMap<String, String>,
     queues: BTreeMap<String, QueueInfo>,
+    topics: BTreeMap<String, TopicInfo>,
+    /// Queues created by [`LocalStack::subscribe_queue`], deleted with the rest.
+    subscription_queue_urls: Mutex<Vec<String>>,
     template: Template,
     dynamodb: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
     cleaned: AtomicBool,
 }
 
@@ -583,6 +679,20 @@ impl Resources {
         &self.queue_or_panic(logical_id).arn
     }
 
+    /// The created topic's ARN. Panics when the template has no such topic.
+    pub fn topic_arn(&self, logical_id: &str) -> &str {
+        &self
+            .topics
+            .get(logical_id)
+            .unwrap_or_else(|| panic!("the template has no topic {logical_id}"))
+            .arn
+    }
+
+    /// Every created topic: logical id → topic.
+    pub fn topics(&self) -> &BTreeMap<String, TopicInfo> {
+        &self.topics
+    }
+
     /// Every created table: logical id → name.
     pub fn tables(&self) -> &BTreeMap<String, String> {
         &self.tables
@@ -615,8 +725,9 @@ impl Resources {
     }
 
     /// What a template value evaluates to with these resources: `!Ref` of a table is its
-    /// name, of a queue its URL, of a parameter its default; `!GetAtt` `Arn`, `QueueName`,
-    /// `QueueUrl`; `!Sub` with those and `AWS::Region`, `AWS::AccountId`, `AWS::Partition`.
+    /// name, of a queue its URL, of a topic its ARN, of a parameter its default; `!GetAtt`
+    /// `Arn`, `QueueName`, `QueueUrl`, `TopicArn`, `TopicName`; `!Sub` with those and
+    /// `AWS::Region`, `AWS::AccountId`, `AWS::Partition`.
     pub fn resolve(&self, value: &TemplateValue) -> Option<String> {
         match value {
             TemplateValue::Literal(s) => Some(s.clone()),
@@ -662,6 +773,7 @@ impl Resources {
                 .get(name)
                 .cloned()
                 .or_else(|| self.queues.get(name).map(|q| q.url.clone()))
+                .or_else(|| self.topics.get(name).map(|t| t.arn.clone()))
                 .or_else(|| self.template.parameters.get(name).cloned().flatten()),
         }
     }
@@ -672,6 +784,13 @@ impl Resources {
                 "Arn" => Some(q.arn.clone()),
                 "QueueName" => Some(q.name.clone()),
                 "QueueUrl" => Some(q.url.clone()),
+                _ => None,
+            };
+        }
+        if let Some(t) = self.topics.get(res) {
+            return match attr {
+                "TopicArn" => Some(t.arn.clone()),
+                "TopicName" => Some(t.name.clone()),
                 _ => None,
             };
         }
@@ -701,25 +820,52 @@ impl Resources {
         self.cleaned.store(true, Ordering::SeqCst);
     }
 
-    /// Deletes every table and queue (those already gone are fine).
+    /// Deletes every table, queue and topic (those already gone are fine).
     pub async fn cleanup(&self) -> anyhow::Result<()> {
         self.cleaned.store(true, Ordering::SeqCst);
-        delete_all(
-            self.dynamodb.clone(),
-            self.sqs.clone(),
-            self.tables.values().cloned().collect(),
-            self.queues.values().map(|q| q.url.clone()).collect(),
-        )
-        .await
+        delete_all(self.deletion()).await
+    }
+
+    /// What [`Resources::cleanup`] deletes, detached from `self` (for the background cleanup).
+    fn deletion(&self) -> Deletion {
+        let mut queue_urls: Vec<String> = self.queues.values().map(|q| q.url.clone()).collect();
+        queue_urls.extend(
+            self.subscription_queue_urls
+                .lock()
+                .expect("subscription queue list is not poisoned")
+                .iter()
+                .cloned(),
+        );
+        Deletion {
+            dynamodb: self.dynamodb.clone(),
+            sqs: self.sqs.clone(),
+            sns: self.sns.clone(),
+            tables: self.tables.values().cloned().collect(),
+            queue_urls,
+            topic_arns: self.topics.values().map(|t| t.arn.clone()).collect(),
+        }
     }
 }
 
-async fn delete_all(
+/// Resources of one prefix to delete.
+struct Deletion {
     dynamodb: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
     tables: Vec<String>,
     queue_urls: Vec<String>,
-) -> anyhow::Result<()> {
+    topic_arns: Vec<String>,
+}
+
+async fn delete_all(deletion: Deletion) -> anyhow::Result<()> {
+    let Deletion {
+        dynamodb,
+        sqs,
+        sns,
+        tables,
+        queue_urls,
+        topic_arns,
+    } = deletion;
     let mut errors = Vec::new();
     for t in tables {
         if let Err(e) = dynamodb.delete_table().table_name(&t).send().await {
@@ -732,6 +878,16 @@ async fn delete_all(
                     aws_sdk_dynamodb::error::DisplayErrorContext(e)
                 ));
             }
+        }
+    }
+    // Topics before queues: deleting a topic deletes its subscriptions to the queues.
+    for arn in topic_arns {
+        // DeleteTopic of a topic already gone succeeds.
+        if let Err(e) = sns.delete_topic().topic_arn(&arn).send().await {
+            errors.push(format!(
+                "topic {arn}: {}",
+                aws_sdk_sns::error::DisplayErrorContext(e)
+            ));
         }
     }
     for url in queue_urls {
@@ -760,12 +916,7 @@ impl Drop for Resources {
             return;
         }
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let fut = delete_all(
-                self.dynamodb.clone(),
-                self.sqs.clone(),
-                self.tables.values().cloned().collect(),
-                self.queues.values().map(|q| q.url.clone()).collect(),
-            );
+            let fut = delete_all(self.deletion());
             handle.spawn(async move {
                 if let Err(e) = fut.await {
                     tracing::debug!(error = %format!("{e:#}"), "background cleanup");
@@ -845,6 +996,8 @@ fn loopback_endpoint(url: &str) -> anyhow::Result<String> {
 // ----------------------------------------------------------------------------- processes
 
 static NEXT_STACK: AtomicU32 = AtomicU32::new(0);
+/// Numbers the queues of [`LocalStack::subscribe_queue`] within a prefix.
+static NEXT_SUBSCRIPTION: AtomicU32 = AtomicU32::new(0);
 
 /// Where the servers' binaries are.
 #[derive(Clone, Debug)]
@@ -1289,6 +1442,75 @@ mod tests {
                 .map(|b| b.as_str()),
             Some("PAY_PER_REQUEST")
         );
+        // The template's indexes, with their projections and N-typed sort keys.
+        let attribute_types: BTreeMap<&str, &str> = t
+            .attribute_definitions()
+            .iter()
+            .map(|a| (a.attribute_name(), a.attribute_type().as_str()))
+            .collect();
+        let table_def = res.template().table("CarrotTable").unwrap();
+        assert_eq!(
+            t.global_secondary_indexes().len(),
+            table_def.global_secondary_indexes.len()
+        );
+        for ix in &table_def.global_secondary_indexes {
+            let created = t
+                .global_secondary_indexes()
+                .iter()
+                .find(|g| g.index_name() == Some(ix.index_name.as_str()))
+                .unwrap_or_else(|| panic!("index {} created", ix.index_name));
+            assert_eq!(
+                created
+                    .projection()
+                    .and_then(|p| p.projection_type())
+                    .map(|p| p.as_str()),
+                Some(ix.projection_type.as_str()),
+                "{}",
+                ix.index_name
+            );
+            for k in &ix.key_schema {
+                let def = table_def
+                    .attribute_definitions
+                    .iter()
+                    .find(|a| a.attribute_name == k.attribute_name)
+                    .unwrap();
+                assert_eq!(
+                    attribute_types.get(k.attribute_name.as_str()).copied(),
+                    Some(def.attribute_type.as_str()),
+                    "{} key {}",
+                    ix.index_name,
+                    k.attribute_name
+                );
+            }
+        }
+        // A number-keyed index orders numerically: 9 before 10 descending from 100.
+        for (sk, points) in [("M#a", 9), ("M#b", 100), ("M#c", 10)] {
+            ddb.put_item()
+                .table_name(res.table())
+                .item("pk", ddb::AttributeValue::S("P#x".into()))
+                .item("sk", ddb::AttributeValue::S(sk.into()))
+                .item("lb", ddb::AttributeValue::S("prog#2026-03#00".into()))
+                .item("points", ddb::AttributeValue::N(points.to_string()))
+                .send()
+                .await
+                .unwrap();
+        }
+        let board = ddb
+            .query()
+            .table_name(res.table())
+            .index_name("MonthPoints")
+            .key_condition_expression("lb = :lb")
+            .expression_attribute_values(":lb", ddb::AttributeValue::S("prog#2026-03#00".into()))
+            .scan_index_forward(false)
+            .send()
+            .await
+            .unwrap();
+        let order: Vec<_> = board
+            .items()
+            .iter()
+            .map(|i| i["sk"].as_s().unwrap().as_str())
+            .collect();
+        assert_eq!(order, ["M#b", "M#c", "M#a"]);
 
         // A client built from the shared SdkConfig alone reaches DynamoDB Local...
         let from_cfg = aws_sdk_dynamodb::Client::new(&stack.sdk_config());
@@ -1302,7 +1524,8 @@ mod tests {
             .send()
             .await
             .unwrap();
-        assert_eq!(urls.queue_urls().len(), 2);
+        assert_eq!(urls.queue_urls().len(), res.queues().len());
+        assert!(res.queue("NotificationsQueue").is_some());
 
         let sqs = stack.sqs_client();
         let attrs = sqs
@@ -1328,6 +1551,15 @@ mod tests {
         // Environment of a function, resolved against the created resources.
         let env = res.function_environment("AwardFunction");
         assert_eq!(env.get("TABLE_NAME").map(String::as_str), Some(res.table()));
+        let env = res.function_environment("CloseFunction");
+        assert_eq!(
+            env.get("OUTBOUND_TOPIC_ARN").map(String::as_str),
+            Some(res.topic_arn("OutboundTopic"))
+        );
+        assert_eq!(
+            env.get("NOTIFICATIONS_QUEUE_URL").map(String::as_str),
+            Some(res.queue_url("NotificationsQueue"))
+        );
 
         // Secrets Manager answers too.
         stack
@@ -1347,8 +1579,69 @@ mod tests {
             .await
             .unwrap();
         assert!(left.queue_urls().is_empty(), "queues deleted: {left:?}");
+        let topics = stack.sns_client().list_topics().send().await.unwrap();
+        assert!(
+            !topics
+                .topics()
+                .iter()
+                .any(|t| t.topic_arn() == Some(res.topic_arn("OutboundTopic"))),
+            "topic deleted"
+        );
         // A second cleanup is harmless.
         res.cleanup().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscribed_queue_receives_what_is_published_to_a_topic() {
+        let stack = stack().await;
+        let res = stack
+            .provision(&Resources::unique_prefix("sns"))
+            .await
+            .unwrap();
+        let topic_arn = res.topic_arn("OutboundTopic");
+        assert!(topic_arn.starts_with(&format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:")));
+        assert!(topic_arn.ends_with(&format!("{}-OutboundTopic", res.prefix())));
+
+        let queue_url = stack.subscribe_queue(&res, "OutboundTopic").await.unwrap();
+        let event = r#"{"type":"participant.suspended","participant":"alice"}"#;
+        stack
+            .sns_client()
+            .publish()
+            .topic_arn(topic_arn)
+            .message(event)
+            .send()
+            .await
+            .unwrap();
+
+        let sqs = stack.sqs_client();
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .unwrap();
+        let bodies: Vec<_> = received
+            .messages()
+            .iter()
+            .filter_map(|m| m.body())
+            .collect();
+        assert_eq!(bodies, [event], "raw delivery: the body is the message");
+
+        let err = stack
+            .subscribe_queue(&res, "NoSuchTopic")
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("NoSuchTopic"), "{err:#}");
+
+        res.cleanup().await.unwrap();
+        let gone = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .send()
+            .await;
+        assert!(gone.is_err(), "subscribed queue deleted with the resources");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Reads `infra/template.yaml` (AWS SAM) into typed descriptions of what the local stack must
-//! create and wire: DynamoDB tables, SQS queues (with their redrive policies), the HTTP API
-//! routes and the SQS event sources of the functions.
+//! create and wire: DynamoDB tables, SQS queues (with their redrive policies), SNS topics, the
+//! HTTP API routes and the SQS event sources of the functions, and the EventBridge Scheduler
+//! schedules (which the local runner plays itself).
 //!
 //! The template is the single definition of the infrastructure; the local stack reads it so
 //! that it cannot drift from what is deployed. CloudFormation intrinsics are understood in both
@@ -22,6 +23,10 @@ pub struct Template {
     pub tables: Vec<TableDef>,
     /// `AWS::SQS::Queue` resources, in template order.
     pub queues: Vec<QueueDef>,
+    /// `AWS::SNS::Topic` resources, in template order.
+    pub topics: Vec<TopicDef>,
+    /// `AWS::Scheduler::Schedule` resources that invoke a function, in template order.
+    pub schedules: Vec<ScheduleDef>,
     /// `AWS::Serverless::Function` resources, in template order.
     pub functions: Vec<FunctionDef>,
     /// Every `HttpApi` event of every function.
@@ -97,6 +102,29 @@ pub struct RedriveDef {
     /// Logical id of the dead-letter queue (from `!GetAtt Dlq.Arn`).
     pub dead_letter_queue: String,
     pub max_receive_count: u32,
+}
+
+/// One `AWS::SNS::Topic`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicDef {
+    pub logical_id: String,
+    /// `FifoTopic`.
+    pub fifo: bool,
+}
+
+/// One `AWS::Scheduler::Schedule` whose target is a function of the template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleDef {
+    pub logical_id: String,
+    /// `ScheduleExpression`, e.g. `cron(15 * * * ? *)` or `rate(1 hour)`.
+    pub expression: String,
+    /// `ScheduleExpressionTimezone` (a parameter resolves to its default); EventBridge
+    /// Scheduler's default is UTC.
+    pub timezone: Option<String>,
+    /// Logical id of the function invoked (from `Target.Arn: !GetAtt <Function>.Arn`).
+    pub function: String,
+    /// `Target.Input`: the invocation's payload (JSON text), if any.
+    pub input: Option<String>,
 }
 
 /// One `AWS::Serverless::Function` (what the local runner needs of it).
@@ -236,6 +264,22 @@ impl Template {
                         .with_context(|| format!("queue {id}"))?;
                     t.queues.push(queue);
                 }
+                "AWS::SNS::Topic" => {
+                    let topic = TopicDef {
+                        logical_id: id.clone(),
+                        fifo: t
+                            .bool_prop(props, "FifoTopic")
+                            .with_context(|| format!("topic {id}"))?
+                            .unwrap_or(false),
+                    };
+                    t.topics.push(topic);
+                }
+                "AWS::Scheduler::Schedule" => {
+                    let schedule = t
+                        .parse_schedule(&id, props)
+                        .with_context(|| format!("schedule {id}"))?;
+                    t.schedules.push(schedule);
+                }
                 "AWS::Serverless::Function" => {
                     t.parse_function(&id, props, &globals_env)
                         .with_context(|| format!("function {id}"))?;
@@ -269,6 +313,15 @@ impl Template {
                 );
             }
         }
+        for s in &self.schedules {
+            if self.function(&s.function).is_none() {
+                bail!(
+                    "schedule {} targets {}, which is not a function of the template",
+                    s.logical_id,
+                    s.function
+                );
+            }
+        }
         Ok(())
     }
 
@@ -287,6 +340,14 @@ impl Template {
 
     pub fn function(&self, logical_id: &str) -> Option<&FunctionDef> {
         self.functions.iter().find(|f| f.logical_id == logical_id)
+    }
+
+    pub fn topic(&self, logical_id: &str) -> Option<&TopicDef> {
+        self.topics.iter().find(|t| t.logical_id == logical_id)
+    }
+
+    pub fn schedule(&self, logical_id: &str) -> Option<&ScheduleDef> {
+        self.schedules.iter().find(|s| s.logical_id == logical_id)
     }
 
     /// The routes served by one function.
@@ -515,6 +576,29 @@ impl Template {
                 .bool_prop(props, "ContentBasedDeduplication")?
                 .unwrap_or(false),
             redrive,
+        })
+    }
+
+    fn parse_schedule(&self, id: &str, props: &Value) -> anyhow::Result<ScheduleDef> {
+        let expression = self
+            .str_prop(props, "ScheduleExpression")
+            .ok_or_else(|| anyhow!("ScheduleExpression missing or not a literal"))?;
+        let target = props
+            .get("Target")
+            .ok_or_else(|| anyhow!("schedule without Target"))?;
+        let target_arn = target
+            .get("Arn")
+            .ok_or_else(|| anyhow!("Target without Arn"))?;
+        let function = match TemplateValue::from_yaml(target_arn) {
+            TemplateValue::GetAtt(res, attr) if attr == "Arn" => res,
+            other => bail!("Target.Arn must be !GetAtt <Function>.Arn, got {other:?}"),
+        };
+        Ok(ScheduleDef {
+            logical_id: id.to_string(),
+            expression,
+            timezone: self.str_prop(props, "ScheduleExpressionTimezone"),
+            function,
+            input: self.str_prop(target, "Input"),
         })
     }
 
@@ -861,6 +945,9 @@ Parameters:
   EventsVisibility:
     Type: Number
     Default: 120
+  ScheduleTimeZone:
+    Type: String
+    Default: Europe/Stockholm
 Globals:
   Function:
     Environment:
@@ -940,6 +1027,20 @@ Resources:
               Fn::GetAtt: [EventsQueue, Arn]
             BatchSize: 10
             FunctionResponseTypes: [ReportBatchItemFailures]
+  OutboundTopic:
+    Type: AWS::SNS::Topic
+    Properties:
+      TopicName: !Sub carrot-${Stage}-outbound
+  CloseSchedule:
+    Type: AWS::Scheduler::Schedule
+    Properties:
+      ScheduleExpression: cron(15 * * * ? *)
+      ScheduleExpressionTimezone: !Ref ScheduleTimeZone
+      FlexibleTimeWindow: { Mode: "OFF" }
+      Target:
+        Arn: !GetAtt AwardFunction.Arn
+        RoleArn: !GetAtt ScheduleRole.Arn
+        Input: '{"job": "close-due"}'
 "#;
 
     #[test]
@@ -984,6 +1085,15 @@ Resources:
         assert_eq!(s.batch_size, 10);
         assert!(s.report_batch_item_failures);
         assert!(s.enabled);
+
+        let topic = t.topic("OutboundTopic").unwrap();
+        assert!(!topic.fifo);
+
+        let schedule = t.schedule("CloseSchedule").unwrap();
+        assert_eq!(schedule.expression, "cron(15 * * * ? *)");
+        assert_eq!(schedule.timezone.as_deref(), Some("Europe/Stockholm"));
+        assert_eq!(schedule.function, "AwardFunction");
+        assert_eq!(schedule.input.as_deref(), Some(r#"{"job": "close-due"}"#));
 
         let f = t.function("IngestFunction").unwrap();
         assert_eq!(
@@ -1049,6 +1159,13 @@ Resources:
     }
 
     #[test]
+    fn rejects_a_schedule_without_a_function_target() {
+        let bad = FIXTURE.replace("!GetAtt AwardFunction.Arn", "!GetAtt NoSuchFunction.Arn");
+        let err = Template::parse(&bad).unwrap_err();
+        assert!(format!("{err:#}").contains("NoSuchFunction"), "{err:#}");
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("a%20b%2Fc"), "a b/c");
         assert_eq!(percent_decode("100%"), "100%");
@@ -1099,5 +1216,85 @@ Resources:
         assert_eq!(s.queue, "EventsQueue");
         assert_eq!(s.batch_size, 10);
         assert!(s.report_batch_item_failures);
+
+        // The period close: its indexes, queues, topic, function, schedule and routes.
+        let attribute_type = |name: &str| {
+            table
+                .attribute_definitions
+                .iter()
+                .find(|a| a.attribute_name == name)
+                .map(|a| a.attribute_type.as_str())
+        };
+        for (index, hash, range, range_type) in [
+            ("Roster", "roster", "participant", "S"),
+            ("MonthPoints", "lb", "points", "N"),
+            ("MonthLoginDays", "lb", "days", "N"),
+        ] {
+            let ix = table.gsi(index).unwrap_or_else(|| panic!("index {index}"));
+            let keys: Vec<_> = ix
+                .key_schema
+                .iter()
+                .map(|k| (k.attribute_name.as_str(), k.key_type.as_str()))
+                .collect();
+            assert_eq!(keys, [(hash, "HASH"), (range, "RANGE")], "{index}");
+            assert_eq!(ix.projection_type, "KEYS_ONLY", "{index}");
+            assert_eq!(attribute_type(hash), Some("S"), "{index}");
+            assert_eq!(attribute_type(range), Some(range_type), "{index}");
+        }
+
+        let q = t.queue("NotificationsQueue").expect("NotificationsQueue");
+        let r = q
+            .redrive
+            .as_ref()
+            .expect("NotificationsQueue has a RedrivePolicy");
+        assert_eq!(r.dead_letter_queue, "NotificationsDeadLetterQueue");
+        assert!(t.queue("CloseScheduleDeadLetterQueue").is_some());
+        assert!(t.topic("OutboundTopic").is_some());
+
+        let close = t.function("CloseFunction").expect("CloseFunction");
+        assert_eq!(close.timeout_secs, Some(900));
+        for (var, value) in [
+            ("TABLE_NAME", "CarrotTable"),
+            ("EVENTS_QUEUE_URL", "EventsQueue"),
+            ("NOTIFICATIONS_QUEUE_URL", "NotificationsQueue"),
+            ("OUTBOUND_TOPIC_ARN", "OutboundTopic"),
+        ] {
+            assert_eq!(
+                close.environment[var],
+                TemplateValue::Ref(value.into()),
+                "{var}"
+            );
+        }
+        let schedule = t.schedule("CloseSchedule").expect("CloseSchedule");
+        assert_eq!(schedule.function, "CloseFunction");
+        assert_eq!(schedule.expression, "cron(15 * * * ? *)");
+        assert_eq!(schedule.timezone.as_deref(), Some("UTC"));
+        let input: serde_json::Value =
+            serde_json::from_str(schedule.input.as_deref().expect("schedule input")).unwrap();
+        assert_eq!(input, serde_json::json!({"job": "close-due"}));
+
+        let admin = t.function("AdminFunction").expect("AdminFunction");
+        for var in ["NOTIFICATIONS_QUEUE_URL", "OUTBOUND_TOPIC_ARN"] {
+            assert!(admin.environment.contains_key(var), "admin {var}");
+        }
+        for (method, path, param, value) in [
+            ("GET", "/v1/leaderboards/points", "board", "points"),
+            ("GET", "/v1/closes/2026-03", "period", "2026-03"),
+            ("GET", "/v1/reports/2026-03", "period", "2026-03"),
+            ("GET", "/v1/reports/2026-03/html", "period", "2026-03"),
+            ("GET", "/v1/drawings/monthly/2026-03", "drawing", "monthly"),
+            ("GET", "/v1/lists/2026-03/winners", "list", "winners"),
+            (
+                "POST",
+                "/v1/participants/alice/reinstate",
+                "participant",
+                "alice",
+            ),
+        ] {
+            let (route, params) =
+                match_route(&t.http_routes, method, path).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(route.function, "AdminFunction", "{path}");
+            assert_eq!(params[param], value, "{path}");
+        }
     }
 }

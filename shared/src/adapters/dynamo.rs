@@ -26,19 +26,26 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
-const PROFILE: &str = "PROFILE";
-const EVENT: &str = "E#";
-const MONTH: &str = "M#";
+pub(crate) const PROFILE: &str = "PROFILE";
+pub(crate) const EVENT: &str = "E#";
+pub(crate) const MONTH: &str = "M#";
 const PARKED: &str = "PARKED#";
 const CONFIG: &str = "CONFIG";
 const BUDGET: &str = "BUDGET";
+/// The partition listing every program with a stored configuration.
+pub(crate) const PROGRAMS: &str = "PROGRAMS";
 /// Per-type counters on a month item are attributes named `n:{event type}`.
-const COUNT: &str = "n:";
+pub(crate) const COUNT: &str = "n:";
 
-fn participant_pk(program: &str, participant: &str) -> String {
+pub(crate) fn participant_pk(program: &str, participant: &str) -> String {
     format!("P#{program}#{participant}")
+}
+
+/// The roster index partition of a participant: the close lists a program shard by shard.
+pub(crate) fn roster_key(program: &str, participant: &str) -> String {
+    format!("{program}#{:02}", crate::domain::standings::board_shard(participant))
 }
 
 fn program_pk(program: &str) -> String {
@@ -50,19 +57,19 @@ fn budget_key(program: &str, shard: &str) -> Item {
     key(format!("{BUDGET}#{program}#{shard}"), BUDGET.to_owned())
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn key(pk: String, sk: String) -> Item {
+pub(crate) fn key(pk: String, sk: String) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-fn corrupt(what: &str, error: impl std::fmt::Display) -> PortError {
+pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> PortError {
     PortError::Permanent(format!("stored {what} is unreadable: {error}"))
 }
 
@@ -75,8 +82,8 @@ fn total_units(capacity: &[ConsumedCapacity]) -> f64 {
 /// needs, and its IAM policy allows only the actions that port uses.
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 impl DynamoStore {
@@ -203,7 +210,7 @@ impl DynamoStore {
         }
     }
 
-    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, PortError> {
+    pub(crate) async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -464,7 +471,7 @@ struct Changes<'a> {
 }
 
 /// The numeric attributes of an item: the counters rules read.
-fn numbers(item: &Item) -> HashMap<String, i64> {
+pub(crate) fn numbers(item: &Item) -> HashMap<String, i64> {
     item.iter()
         .filter_map(|(name, value)| match value {
             AttributeValue::N(text) => text.parse().ok().map(|v| (name.clone(), v)),
@@ -630,6 +637,7 @@ impl EnrolmentStore for DynamoStore {
             "#status = if_not_exists(#status, :active)".to_owned(),
             "enrolled_at = if_not_exists(enrolled_at, :now)".to_owned(),
             "balance = if_not_exists(balance, :zero)".to_owned(),
+            "roster = :roster".to_owned(),
         ];
         let mut removes = Vec::new();
         for (i, (name, value)) in fields.iter().enumerate() {
@@ -657,6 +665,7 @@ impl EnrolmentStore for DynamoStore {
             .expression_attribute_values(":now", s(now.to_string()))
             .expression_attribute_values(":active", s("active"))
             .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":roster", s(roster_key(program, participant)))
             .return_values(ReturnValue::UpdatedOld)
             .send()
             .await
@@ -766,7 +775,7 @@ fn login_days(item: &Item) -> Result<BTreeSet<u8>, PortError> {
     }
 }
 
-fn month_stats(item: &Item) -> Result<MonthStats, PortError> {
+pub(crate) fn month_stats(item: &Item) -> Result<MonthStats, PortError> {
     let number = |value: &AttributeValue| -> Result<i64, PortError> {
         match value {
             AttributeValue::N(text) => text.parse().map_err(|e| corrupt("counter", e)),
@@ -863,11 +872,20 @@ impl ProgramWriter for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .expect("table and item are set");
+        // The registry the hourly close job lists programs from.
+        let mut listed = key(PROGRAMS.to_owned(), program.id.clone());
+        listed.insert("program".into(), s(&program.id));
+        let registry = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(listed))
+            .build()
+            .expect("table and item are set");
         self.transact(vec![
             TransactWriteItem::builder()
                 .put(current.build().expect("table and item are set"))
                 .build(),
             TransactWriteItem::builder().put(history).build(),
+            TransactWriteItem::builder().put(registry).build(),
         ])
         .await
         .map(|_| ())

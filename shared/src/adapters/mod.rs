@@ -3,9 +3,11 @@
 
 pub mod cache;
 pub mod clock;
+pub mod close_store;
 pub mod dynamo;
 pub mod memory;
 pub mod secrets;
+pub mod sns;
 pub mod sqs;
 
 use crate::ports::PortError;

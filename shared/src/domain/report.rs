@@ -287,7 +287,7 @@ fn kpis(report: &Report) -> String {
             "Enrolled",
             &grouped(people.enrolled.into()),
             &format!(
-                "{} new · {} suspended · {} terminated",
+                "{} new · {} suspended · {} terminated, not counted",
                 grouped(people.new.into()),
                 grouped(people.suspended.into()),
                 grouped(people.terminated.into())
@@ -306,7 +306,8 @@ fn kpis(report: &Report) -> String {
         kpi(
             "Points issued",
             &grouped(points.issued.into()),
-            &format!("net of {} reversed", grouped(points.reversed.into())),
+            // `reversed` is <= 0: the note names how many points were taken back.
+            &format!("net of {} reversed", grouped(-i128::from(points.reversed))),
         ),
         kpi(
             "Bonuses",
@@ -508,7 +509,7 @@ fn charts(report: &Report) -> String {
                 values: rates,
             }],
             &rate_scale,
-            percent,
+            PERCENT,
         ),
         bar_chart(
             "Login days per participant",
@@ -531,7 +532,7 @@ fn charts(report: &Report) -> String {
                 },
             ],
             &points_scale,
-            compact,
+            COUNT,
         ),
     ];
     if !report.segments.is_empty() {
@@ -684,6 +685,23 @@ impl Plot {
     }
 }
 
+/// How a chart writes its values: `short` on the chart, `exact` in the tooltips.
+#[derive(Clone, Copy)]
+struct Numbers {
+    short: fn(i128) -> String,
+    exact: fn(i128) -> String,
+}
+
+const PERCENT: Numbers = Numbers {
+    short: percent,
+    exact: percent,
+};
+
+const COUNT: Numbers = Numbers {
+    short: compact,
+    exact: grouped,
+};
+
 struct Series<'a> {
     name: &'a str,
     /// One per x label; `None` leaves a gap (a period with nobody enrolled has no rate).
@@ -698,7 +716,7 @@ fn line_chart(
     x_labels: &[String],
     series: &[Series],
     scale: &Scale,
-    format: fn(i128) -> String,
+    numbers: Numbers,
 ) -> String {
     if x_labels.is_empty() {
         return empty_chart(title, "No history yet: the first close starts it.");
@@ -714,7 +732,7 @@ fn line_chart(
                 + (plot.right - plot.left - 2.0 * inset) * index as f64 / (count - 1) as f64
         }
     };
-    let mut svg = value_axis(scale, &plot, format, y_title);
+    let mut svg = value_axis(scale, &plot, numbers, y_title);
     for (index, label) in x_labels.iter().enumerate() {
         svg += &format!(
             "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
@@ -751,14 +769,13 @@ fn line_chart(
         let label_offset = if number == 0 { -9.0 } else { 18.0 };
         for (index, value) in known() {
             let (cx, cy) = (x(index), plot.y(scale, value));
-            let shown = format(value);
             svg += &format!(
                 "<circle class=\"dot-{number}\" cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"4\"><title>{}: {}</title></circle>\n\
                  <text class=\"value-label\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
                 escape(&x_labels[index]),
-                escape(&shown),
+                escape(&(numbers.exact)(value)),
                 cy + label_offset,
-                escape(&shown)
+                escape(&(numbers.short)(value))
             );
         }
     }
@@ -784,7 +801,7 @@ fn legend(series: &[Series], plot: &Plot) -> String {
 }
 
 /// Horizontal grid lines with their values on the left, the zero line, and the axis title.
-fn value_axis(scale: &Scale, plot: &Plot, format: fn(i128) -> String, title: &str) -> String {
+fn value_axis(scale: &Scale, plot: &Plot, numbers: Numbers, title: &str) -> String {
     let mut svg = String::new();
     for tick in scale.ticks() {
         let y = plot.y(scale, tick);
@@ -796,7 +813,7 @@ fn value_axis(scale: &Scale, plot: &Plot, format: fn(i128) -> String, title: &st
             plot.right,
             plot.left - 8.0,
             y + 4.0,
-            escape(&format(tick))
+            escape(&(numbers.short)(tick))
         );
     }
     svg += &format!(
@@ -829,7 +846,7 @@ fn bar_chart(title: &str, x_title: &str, y_title: &str, bars: &[Bar]) -> String 
     let plot = Plot::inside(width, CHART_HEIGHT);
     let slot = (plot.right - plot.left) / bars.len() as f64;
     let scale = Scale::covering(bars.iter().map(|bar| i128::from(bar.value)), 1);
-    let mut svg = value_axis(&scale, &plot, compact, y_title);
+    let mut svg = value_axis(&scale, &plot, COUNT, y_title);
     for (index, bar) in bars.iter().enumerate() {
         let center = plot.left + slot * (index as f64 + 0.5);
         let top = plot.y(&scale, bar.value.into());
@@ -841,9 +858,9 @@ fn bar_chart(title: &str, x_title: &str, y_title: &str, bars: &[Bar]) -> String 
             slot * 0.7,
             plot.bottom - top,
             escape(&bar.label),
-            grouped(bar.value.into()),
+            (COUNT.exact)(bar.value.into()),
             top - 5.0,
-            compact(bar.value.into()),
+            (COUNT.short)(bar.value.into()),
             plot.bottom + 16.0,
             escape(&bar.label)
         );
@@ -1255,12 +1272,16 @@ mod tests {
         assert!(page.contains(">77.2%<"));
         // 1,263,480 points at 0.10 SEK.
         assert!(page.contains("worth 126,348.00 SEK · 42,360 pending"));
-        assert!(page.contains("net of -3,120 reversed"));
+        assert!(page.contains("net of 3,120 reversed"));
+        assert!(page.contains("23 new · 6 suspended · 2 terminated, not counted"));
         // Three line charts' worth of history and a bar for each of 0..=30 login days.
         assert_eq!(page.matches("<svg").count(), 3);
         assert!(page.contains(">Sep 2026<") && page.contains(">Nov 2026<"));
         assert_eq!(page.matches("class=\"bar\"").count(), 31);
         assert!(page.contains("<title>0: 99</title>"));
+        // Points are shortened on the chart and exact in the tooltip.
+        assert!(page.contains("<title>Nov 2026: 1,263,480</title>"));
+        assert!(page.contains(">1.3M</text>"));
         // Both boards; the tie for third shows twice.
         assert!(page.contains("Top reps of the month"));
         assert!(page.contains("ranks locations within nordic-dealer"));

@@ -264,10 +264,10 @@ impl Board {
         let metric = Metric::parse(&f, errors);
         let ranks = match f.get("ranks").map(|v| v.as_str()) {
             None | Some(Some("participants")) => Some(None),
-            Some(Some(plural)) => match Grouping::NAMES.iter().find(|(_, g)| g.plural() == plural) {
-                Some((_, g)) => Some(Some(*g)),
-                None => None,
-            },
+            Some(Some(plural)) => Grouping::NAMES
+                .iter()
+                .find(|(_, g)| g.plural() == plural)
+                .map(|(_, g)| Some(*g)),
             Some(None) => None,
         };
         if ranks.is_none() {

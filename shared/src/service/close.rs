@@ -81,12 +81,15 @@ pub struct Closed {
     pub resumed: bool,
 }
 
+/// A board's awarded places, per group it is drawn up within.
+type BoardPlacings = (String, Vec<(Option<String>, Vec<Placing>)>);
+
 /// The outcome a close freezes: decided once, read back by every rerun.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Frozen {
     decision: Decision,
     /// Per board, per group (`within`): the awarded places.
-    placings: Vec<(String, Vec<(Option<String>, Vec<Placing>)>)>,
+    placings: Vec<BoardPlacings>,
     /// Committed drawings and the seeds they commit to (hex), kept out of the API until drawn.
     drawings: Vec<(DrawingRecord, String)>,
     /// The members of each placed group (`{board}#{group}`): each gets the group's award.
