@@ -100,6 +100,11 @@ pub fn json_response(status: u16, body: &impl Serialize) -> ApiGatewayV2httpResp
     respond(status, "application/json", text)
 }
 
+/// A page for people (the HTML report).
+pub fn html_response(status: u16, page: String) -> ApiGatewayV2httpResponse {
+    respond(status, "text/html; charset=utf-8", page)
+}
+
 fn respond(status: u16, content_type: &'static str, body: String) -> ApiGatewayV2httpResponse {
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = status.into();

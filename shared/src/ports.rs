@@ -372,3 +372,24 @@ pub trait Outbound: Send + Sync {
         event: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
+
+/// The live leaderboard index over month items (write-sharded by participant).
+pub trait LiveIndex: Send + Sync {
+    /// The month's best entries of the metric: at least the top `k` (all of them when fewer),
+    /// plus every entry tied with the k-th, best first.
+    fn top(
+        &self,
+        program: &str,
+        month: &str,
+        metric: &crate::domain::standings::Metric,
+        k: usize,
+    ) -> impl Future<Output = Result<Vec<(String, i64)>, PortError>> + Send;
+
+    /// The members among `participants` with their counters over the months (random access).
+    fn members(
+        &self,
+        program: &str,
+        participants: &[String],
+        period: &crate::domain::close::ClosePeriod,
+    ) -> impl Future<Output = Result<Vec<crate::domain::close::Member>, PortError>> + Send;
+}

@@ -12,7 +12,10 @@ use award::Award;
 use carrot::adapters::clock::SystemClock;
 use carrot::adapters::dynamo::{CachedPrograms, DynamoStore};
 use carrot::adapters::secrets::SecretsKeyStore;
+use carrot::adapters::sns::SnsOutbound;
 use carrot::adapters::sqs::SqsEventQueue;
+use carrot::service::close::CloseJob;
+use close::{Close, os_seed};
 pub use carrot::http::signed_headers;
 use ingest::Ingest;
 use rand::Rng;
@@ -21,11 +24,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The close function as deployed: the real handler over the stack's table, queues and topic.
+pub type CloseFunction = Close<
+    DynamoStore,
+    CachedPrograms<DynamoStore>,
+    SqsEventQueue,
+    SqsEventQueue,
+    SnsOutbound,
+    SystemClock,
+>;
+
 /// One isolated deployment: its own table, queues and key namespace.
 pub struct Deployment {
     pub resources: Resources,
     pub api: HttpApiServer,
     pub award: SqsEventSource,
+    /// The period close, invoked as the scheduler would (`tick`) or for one period (`close`).
+    pub close: Arc<CloseFunction>,
     /// Direct access to the table, for reading results.
     pub store: DynamoStore,
     pub sqs: aws_sdk_sqs::Client,
@@ -53,12 +68,33 @@ impl Deployment {
             queue: queue(),
             clock: SystemClock,
         });
+        let outbound = || {
+            SnsOutbound::new(
+                stack.sns_client(),
+                resources.topic_arn("OutboundTopic").to_owned(),
+            )
+        };
         let admin = Arc::new(Admin {
             keys: keys(),
             store: store.clone(),
             queue: queue(),
             clock: SystemClock,
+            outbound: outbound(),
             config_lead: program_ttl,
+        });
+        let close = Arc::new(Close {
+            job: CloseJob {
+                store: store.clone(),
+                programs: CachedPrograms::new(store.clone(), program_ttl),
+                events: queue(),
+                notifications: SqsEventQueue::new(
+                    stack.sqs_client(),
+                    resources.queue_url("NotificationsQueue"),
+                ),
+                outbound: outbound(),
+                clock: SystemClock,
+                seed: os_seed,
+            },
         });
         let award = Arc::new(Award {
             store: store.clone(),
@@ -97,6 +133,7 @@ impl Deployment {
             resources,
             api,
             award,
+            close,
             store,
             sqs: stack.sqs_client(),
             secrets: stack.secrets_client(),
@@ -159,6 +196,25 @@ impl Deployment {
                 _ => return Ok(count),
             }
         }
+    }
+
+    /// What the hourly schedule does: invokes the close function with the template's input.
+    pub async fn tick(&self) -> anyhow::Result<Value> {
+        let schedule = self
+            .resources
+            .template()
+            .schedule("CloseSchedule")
+            .context("the template has no CloseSchedule")?;
+        let input: Value = serde_json::from_str(schedule.input.as_deref().unwrap_or("{}"))?;
+        Ok(self.close.handle(input).await?)
+    }
+
+    /// Closes (or resumes the close of) one period, as an operator's invocation would.
+    pub async fn close_period(&self, program: &str, period: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .close
+            .handle(serde_json::json!({"program": program, "period": period}))
+            .await?)
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {

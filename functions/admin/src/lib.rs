@@ -5,7 +5,11 @@
 //!   events parked for them;
 //! - `POST /v1/participants/{participant}/adjustments` queues an administrator's credit or
 //!   debit, awarded exactly once like any event;
-//! - `POST /v1/calculator` says what a hypothetical event would earn, writing nothing.
+//! - `POST /v1/calculator` says what a hypothetical event would earn, writing nothing;
+//! - the period close's routes (`close.rs`): leaderboards, close state, reports, drawings,
+//!   the stick's lists, and reinstating a participant.
+
+mod close;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use carrot::domain::envelope::{ADJUSTMENT_TYPE, parse_event};
@@ -16,8 +20,8 @@ use carrot::domain::program::Program;
 use carrot::domain::queued::QueuedEvent;
 use carrot::http::{Caller, Problem, authenticate, body_bytes, json_response};
 use carrot::ports::{
-    AwardStore, Clock, EnrolmentStore, EventQueue, KeyStore, PortError, ProgramReader,
-    ProgramWriter, QueueMessage,
+    AwardStore, Clock, CloseStore, EnrolmentStore, EventQueue, KeyStore, LiveIndex, Outbound,
+    PortError, ProgramReader, ProgramWriter, QueueMessage,
 };
 use carrot::service::award::AwardError;
 use carrot::service::calculator::{QuoteError, quote};
@@ -32,23 +36,26 @@ const ADJUSTMENT_PREFIX: &str = "adj:";
 /// The permission the calculator needs (a portal backend holds it).
 pub const READ_SCOPE: &str = "participants:read";
 
-pub struct Admin<K, S, Q, C> {
+pub struct Admin<K, S, Q, C, O> {
     pub keys: K,
     pub store: S,
     pub queue: Q,
     pub clock: C,
+    /// Outbound events (a reinstated participant).
+    pub outbound: O,
     /// How long the award function caches program versions: a new version takes effect no
     /// sooner than this after it is stored, so no warm function applies an older one to an
     /// event the new one covers.
     pub config_lead: std::time::Duration,
 }
 
-impl<K, S, Q, C> Admin<K, S, Q, C>
+impl<K, S, Q, C, O> Admin<K, S, Q, C, O>
 where
     K: KeyStore,
-    S: ProgramReader + ProgramWriter + EnrolmentStore + AwardStore,
+    S: ProgramReader + ProgramWriter + EnrolmentStore + AwardStore + CloseStore + LiveIndex,
     Q: EventQueue,
     C: Clock,
+    O: Outbound,
 {
     pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         match self.respond(&request).await {
@@ -64,17 +71,24 @@ where
         let now = self.clock.now();
         let body = body_bytes(request)?;
         let route = request.route_key.as_deref().unwrap_or_default();
-        let scope = if route == "POST /v1/calculator" {
+        // What a portal shows its reps: the calculator and the leaderboards.
+        let scope = if matches!(
+            route,
+            "POST /v1/calculator" | "GET /v1/leaderboards/{board}"
+        ) {
             READ_SCOPE
         } else {
             SCOPE
         };
         let caller = authenticate(&self.keys, request, &body, now, scope).await?;
-        let participant = request
-            .path_parameters
-            .get("participant")
-            .map(String::as_str)
-            .unwrap_or_default();
+        let path = |name: &str| {
+            request
+                .path_parameters
+                .get(name)
+                .map(String::as_str)
+                .unwrap_or_default()
+        };
+        let participant = path("participant");
         match route {
             "PUT /v1/program" => self.put_program(&caller, &body).await,
             "GET /v1/program" => self.get_program(&caller).await,
@@ -85,6 +99,23 @@ where
                 self.adjust(&caller, participant, &body).await
             }
             "POST /v1/calculator" => self.calculate(&caller, &body).await,
+            "GET /v1/leaderboards/{board}" => {
+                self.leaderboard(&caller, path("board"), request).await
+            }
+            "GET /v1/closes/{period}" => self.close_state(&caller, path("period")).await,
+            "GET /v1/reports/{period}" => self.report(&caller, path("period")).await,
+            "GET /v1/reports/{period}/html" => self.report_page(&caller, path("period")).await,
+            "GET /v1/drawings/{drawing}/{period}" => {
+                self.drawing(&caller, path("drawing"), path("period"), request)
+                    .await
+            }
+            "GET /v1/lists/{period}/{list}" => {
+                self.list(&caller, path("period"), path("list"), request)
+                    .await
+            }
+            "POST /v1/participants/{participant}/reinstate" => {
+                self.reinstate(&caller, participant).await
+            }
             other => Err(Problem::new(
                 404,
                 "not-found",

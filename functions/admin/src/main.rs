@@ -2,7 +2,8 @@ use admin::Admin;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use carrot::adapters::dynamo::{DynamoStore, PROGRAM_TTL};
 use carrot::adapters::{
-    clock::SystemClock, sdk_config, secrets::SecretsKeyStore, sqs::SqsEventQueue,
+    clock::SystemClock, sdk_config, secrets::SecretsKeyStore, sns::SnsOutbound,
+    sqs::SqsEventQueue,
 };
 use carrot::env::required;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -13,12 +14,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let table = required("TABLE_NAME")?;
     let queue_url = required("EVENTS_QUEUE_URL")?;
     let key_prefix = required("KEY_SECRET_PREFIX")?;
+    let outbound = required("OUTBOUND_TOPIC_ARN")?;
     let config = sdk_config().await;
     let admin = Admin {
         keys: SecretsKeyStore::from_sdk(&config, key_prefix),
         store: DynamoStore::from_sdk(&config, table),
         queue: SqsEventQueue::from_sdk(&config, queue_url),
         clock: SystemClock,
+        outbound: SnsOutbound::from_sdk(&config, outbound),
         config_lead: PROGRAM_TTL,
     };
     let admin = &admin;

@@ -15,8 +15,8 @@ use super::dynamo::{
 use super::port_error;
 use crate::domain::close::{ClosePeriod, Member};
 use crate::domain::envelope::LOGIN_TYPE;
-use crate::domain::standings::Totals;
-use crate::ports::{CloseState, CloseStore, PortError};
+use crate::domain::standings::{BOARD_SHARDS, Metric, Totals, month_shard_key};
+use crate::ports::{CloseState, CloseStore, LiveIndex, PortError};
 use crate::service::close::frozen_parts;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use std::collections::HashMap;
@@ -436,5 +436,110 @@ impl CloseStore for DynamoStore {
                 _ => return Ok(programs),
             }
         }
+    }
+}
+
+impl DynamoStore {
+    /// Every entry of one index partition with a score of at least `floor`, best first, or the
+    /// best `limit` of them.
+    async fn index_page(
+        &self,
+        index: &str,
+        score: &str,
+        partition: String,
+        floor: Option<i64>,
+        limit: Option<i32>,
+    ) -> Result<Vec<(String, i64)>, PortError> {
+        let mut entries = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .scan_index_forward(false)
+                .expression_attribute_names("#score", score)
+                .expression_attribute_values(":lb", s(&partition))
+                .set_limit(limit)
+                .set_exclusive_start_key(start);
+            query = match floor {
+                Some(floor) => query
+                    .key_condition_expression("lb = :lb AND #score >= :floor")
+                    .expression_attribute_values(":floor", n(floor)),
+                None => query.key_condition_expression("lb = :lb"),
+            };
+            let output = query.send().await.map_err(port_error)?;
+            for item in output.items() {
+                let participant = text(item, "pk")
+                    .and_then(|pk| pk.rsplit_once('#').map(|(_, p)| p.to_owned()));
+                if let Some(participant) = participant {
+                    entries.push((participant, number(item, score)));
+                }
+            }
+            match output.last_evaluated_key() {
+                Some(last) if !last.is_empty() && limit.is_none() => start = Some(last.clone()),
+                _ => return Ok(entries),
+            }
+        }
+    }
+}
+
+impl LiveIndex for DynamoStore {
+    async fn top(
+        &self,
+        program: &str,
+        month: &str,
+        metric: &Metric,
+        k: usize,
+    ) -> Result<Vec<(String, i64)>, PortError> {
+        let (index, score) = match metric {
+            Metric::Points => ("MonthPoints", "points"),
+            Metric::LoginDays => ("MonthLoginDays", "days"),
+            Metric::Events(_) => {
+                return Err(PortError::Permanent(
+                    "event-count boards are published at close, not live".into(),
+                ));
+            }
+        };
+        let limit = i32::try_from(k).unwrap_or(i32::MAX);
+        let mut shards = Vec::new();
+        for shard in 0..BOARD_SHARDS {
+            let partition = month_shard_key(program, month, shard);
+            let page = self
+                .index_page(index, score, partition, None, Some(limit))
+                .await?;
+            shards.push(page);
+        }
+        let mut merged: Vec<(String, i64)> = shards.iter().flatten().cloned().collect();
+        merged.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let Some(cutoff) = merged.get(k.saturating_sub(1)).map(|(_, score)| *score) else {
+            return Ok(merged);
+        };
+        // A full shard page may hide more entries tied with the cutoff: read them all.
+        for (shard, page) in shards.iter().enumerate() {
+            if page.len() == k && page.last().is_some_and(|(_, last)| *last >= cutoff) {
+                let partition = month_shard_key(program, month, shard as u8);
+                let ties = self
+                    .index_page(index, score, partition, Some(cutoff), None)
+                    .await?;
+                merged.extend(ties.into_iter().skip(k));
+            }
+        }
+        merged.retain(|(_, score)| *score >= cutoff);
+        merged.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        // A participant is listed once (an award between two reads may have moved them).
+        let mut seen = std::collections::HashSet::new();
+        merged.retain(|(participant, _)| seen.insert(participant.clone()));
+        Ok(merged)
+    }
+
+    async fn members(
+        &self,
+        program: &str,
+        participants: &[String],
+        period: &ClosePeriod,
+    ) -> Result<Vec<Member>, PortError> {
+        CloseStore::members(self, program, participants, period).await
     }
 }

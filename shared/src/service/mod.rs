@@ -6,4 +6,5 @@ pub mod calculator;
 pub mod close;
 pub mod enrol;
 pub mod ingest;
+pub mod leaderboard;
 pub mod replay;
