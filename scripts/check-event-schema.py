@@ -109,6 +109,9 @@ def cases():
     yield "reserved points.adjusted", "envelope", event(
         type="points.adjusted", attributes={"points": 500, "reason": "booth duty"}
     ), False
+    yield "reserved points.bonus", "envelope", event(
+        type="points.bonus", attributes={"points": 500, "reason": "monthly top 3"}
+    ), False
     yield "empty batch", "request", {"events": []}, False
     yield "batch of 501", "request", {"events": [event(id=f"e-{i}") for i in range(501)]}, False
     yield "batch with extra member", "request", {"events": [event()], "program": "acme"}, False

@@ -865,11 +865,11 @@ pub(crate) fn parse_match(
             );
         } else if matches!(
             t.as_str(),
-            "deal.cancelled" | "contract.cancelled" | "points.adjusted"
+            "deal.cancelled" | "contract.cancelled" | "points.adjusted" | "points.bonus"
         ) {
             errors.push(
                 f.at("type"),
-                format!("{t} cannot earn by rule: reversals claw back what the original earned, adjustments carry their own points"),
+                format!("{t} cannot earn by rule: reversals claw back what the original earned, adjustments and bonuses carry their own points"),
             );
         } else if when.types[..i].contains(t) {
             // The rule would be indexed, and would award, twice for each such event.

@@ -1,6 +1,6 @@
 //! Ingest: validate a signed request's events and put the accepted ones on the queue.
 
-use crate::domain::envelope::{RESERVED_TYPES, parse_event};
+use crate::domain::envelope::{ADJUSTMENT_TYPE, RESERVED_TYPES, parse_event};
 use crate::domain::error::FieldError;
 use crate::domain::money::json_kind;
 use crate::domain::queued::QueuedEvent;
@@ -166,10 +166,11 @@ pub async fn ingest<Q: EventQueue>(
                     } else {
                         format!("{path}.type")
                     },
-                    format!(
-                        "{} is recorded by Carrot itself: adjust points with POST /v1/participants/{{participant}}/adjustments",
-                        event.event_type
-                    ),
+                    if event.event_type == ADJUSTMENT_TYPE {
+                        "points.adjusted is reserved for administrators: use POST /v1/participants/{participant}/adjustments"
+                    } else {
+                        "points.bonus is reserved for the period close's credits"
+                    },
                 )],
             ),
             Ok(event) if !seen.insert(event.id.clone()) => {
