@@ -26,8 +26,12 @@ fn not_found(detail: String) -> Problem {
 }
 
 fn period_of(label: &str, field: &str) -> Result<ClosePeriod, Problem> {
-    ClosePeriod::parse(label)
-        .map_err(|reason| Problem::invalid("the period is not valid", vec![FieldError::new(field, reason)]))
+    ClosePeriod::parse(label).map_err(|reason| {
+        Problem::invalid(
+            "the period is not valid",
+            vec![FieldError::new(field, reason)],
+        )
+    })
 }
 
 /// A page number from the query (`page`, default 0).
@@ -37,7 +41,10 @@ fn page_of(request: &ApiGatewayV2httpRequest) -> Result<u32, Problem> {
         Some(text) => text.parse().map_err(|_| {
             Problem::invalid(
                 "the page is not valid",
-                vec![FieldError::new("page", format!("must be a page number from 0, got {text:?}"))],
+                vec![FieldError::new(
+                    "page",
+                    format!("must be a page number from 0, got {text:?}"),
+                )],
             )
         }),
     }
@@ -62,7 +69,9 @@ where
             .versions(&caller.program)
             .await
             .map_err(|e| Problem::unavailable(&e))?
-            .ok_or_else(|| not_found(format!("program {:?} has no configuration", caller.program)))?;
+            .ok_or_else(|| {
+                not_found(format!("program {:?} has no configuration", caller.program))
+            })?;
         let program = versions.latest();
         let board = program
             .close
@@ -87,7 +96,10 @@ where
                 "the period is not the board's",
                 vec![FieldError::new(
                     "period",
-                    format!("board {board_id:?} runs per {}, got {label:?}", board.period.name()),
+                    format!(
+                        "board {board_id:?} runs per {}, got {label:?}",
+                        board.period.name()
+                    ),
                 )],
             ));
         }
@@ -167,7 +179,12 @@ where
             .ok_or_else(|| not_found(format!("{label} is not closed yet: no report")))?;
         serde_json::from_str(&text).map_err(|e| {
             tracing::error!(error = %e, "stored report unreadable");
-            Problem::new(500, "internal", "Internal error", "the stored report is unreadable")
+            Problem::new(
+                500,
+                "internal",
+                "Internal error",
+                "the stored report is unreadable",
+            )
         })
     }
 
@@ -186,7 +203,10 @@ where
         caller: &Caller,
         label: &str,
     ) -> Result<ApiGatewayV2httpResponse, Problem> {
-        Ok(html_response(200, render_html(&self.report_of(caller, label).await?)))
+        Ok(html_response(
+            200,
+            render_html(&self.report_of(caller, label).await?),
+        ))
     }
 
     /// `GET /v1/drawings/{drawing}/{period}?page=N`: the record, and a page of its entrants.
@@ -202,7 +222,10 @@ where
             Some(cursor) => cursor.parse().map_err(|_| {
                 Problem::invalid(
                     "the cursor is not valid",
-                    vec![FieldError::new("after", format!("must be a cursor from `next`, got {cursor:?}"))],
+                    vec![FieldError::new(
+                        "after",
+                        format!("must be a cursor from `next`, got {cursor:?}"),
+                    )],
                 )
             })?,
             None => 0,
@@ -241,7 +264,9 @@ where
     ) -> Result<ApiGatewayV2httpResponse, Problem> {
         period_of(label, "period")?;
         if !LISTS.contains(&list) {
-            return Err(not_found(format!("no list {list:?} (the lists are {LISTS:?})")));
+            return Err(not_found(format!(
+                "no list {list:?} (the lists are {LISTS:?})"
+            )));
         }
         let page = page_of(request)?;
         let (entries, pages) = self
@@ -280,7 +305,9 @@ where
                 409,
                 "not-sanctioned",
                 "Nothing to reinstate",
-                format!("participant {participant:?} is not enrolled, or is not suspended or terminated"),
+                format!(
+                    "participant {participant:?} is not enrolled, or is not suspended or terminated"
+                ),
             ));
         }
         let event = json!({
@@ -297,6 +324,9 @@ where
             .await
             .map_err(|e| Problem::unavailable(&e))?;
         tracing::info!(program = %caller.program, key = %caller.key_id, "participant reinstated");
-        Ok(json_response(200, &json!({"participant": participant, "status": "active"})))
+        Ok(json_response(
+            200,
+            &json!({"participant": participant, "status": "active"}),
+        ))
     }
 }

@@ -2,8 +2,7 @@ use admin::Admin;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use carrot::adapters::dynamo::{DynamoStore, PROGRAM_TTL};
 use carrot::adapters::{
-    clock::SystemClock, sdk_config, secrets::SecretsKeyStore, sns::SnsOutbound,
-    sqs::SqsEventQueue,
+    clock::SystemClock, sdk_config, secrets::SecretsKeyStore, sns::SnsOutbound, sqs::SqsEventQueue,
 };
 use carrot::env::required;
 use lambda_runtime::{LambdaEvent, service_fn};

@@ -350,9 +350,9 @@ impl CloseStore for DynamoStore {
             .send()
             .await
             .map_err(port_error)?;
-        Ok(output.item().and_then(|item| {
-            Some((text(item, "text")?, number(item, "pages") as u32))
-        }))
+        Ok(output
+            .item()
+            .and_then(|item| Some((text(item, "text")?, number(item, "pages") as u32))))
     }
 
     async fn finish(&self, program: &str, period: &str) -> Result<(), PortError> {
@@ -366,7 +366,12 @@ impl CloseStore for DynamoStore {
         .map(|_| ())
     }
 
-    async fn strike(&self, program: &str, participant: &str, period: &str) -> Result<bool, PortError> {
+    async fn strike(
+        &self,
+        program: &str,
+        participant: &str,
+        period: &str,
+    ) -> Result<bool, PortError> {
         self.update_if(
             key(participant_pk(program, participant), PROFILE.to_owned()),
             "SET strikes = :one, last_strike = :period",
@@ -401,7 +406,12 @@ impl CloseStore for DynamoStore {
         .await
     }
 
-    async fn reinstate(&self, program: &str, participant: &str, at: &str) -> Result<bool, PortError> {
+    async fn reinstate(
+        &self,
+        program: &str,
+        participant: &str,
+        at: &str,
+    ) -> Result<bool, PortError> {
         self.update_if(
             key(participant_pk(program, participant), PROFILE.to_owned()),
             "SET #status = :active, reinstated_at = :at REMOVE strikes, last_strike, sanctioned_for",
@@ -471,8 +481,8 @@ impl DynamoStore {
             };
             let output = query.send().await.map_err(port_error)?;
             for item in output.items() {
-                let participant = text(item, "pk")
-                    .and_then(|pk| pk.rsplit_once('#').map(|(_, p)| p.to_owned()));
+                let participant =
+                    text(item, "pk").and_then(|pk| pk.rsplit_once('#').map(|(_, p)| p.to_owned()));
                 if let Some(participant) = participant {
                     entries.push((participant, number(item, score)));
                 }

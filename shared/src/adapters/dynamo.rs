@@ -45,7 +45,10 @@ pub(crate) fn participant_pk(program: &str, participant: &str) -> String {
 
 /// The roster index partition of a participant: the close lists a program shard by shard.
 pub(crate) fn roster_key(program: &str, participant: &str) -> String {
-    format!("{program}#{:02}", crate::domain::standings::board_shard(participant))
+    format!(
+        "{program}#{:02}",
+        crate::domain::standings::board_shard(participant)
+    )
 }
 
 fn program_pk(program: &str) -> String {
@@ -210,7 +213,11 @@ impl DynamoStore {
         }
     }
 
-    pub(crate) async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, PortError> {
+    pub(crate) async fn query_prefix(
+        &self,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {

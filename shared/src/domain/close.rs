@@ -132,7 +132,11 @@ impl DrawingConfig {
             errors.push(f.at("id"), reason);
         }
         let title = f.text("title", false, errors);
-        let period = f.period("period", &[Period::Month, Period::Quarter, Period::Year], errors);
+        let period = f.period(
+            "period",
+            &[Period::Month, Period::Quarter, Period::Year],
+            errors,
+        );
         let metric = Metric::parse(&f, errors);
         let at_least = f.int("at_least", 1..=1_000_000_000, true, errors);
         let entries_per_unit = match f.get("entries").map(|v| v.as_str()) {
@@ -199,7 +203,11 @@ impl DrawingConfig {
                 let value = self.metric.of(&m.totals);
                 (value >= self.at_least).then(|| Entrant {
                     participant: m.participant.clone(),
-                    entries: if self.entries_per_unit { value as u64 } else { 1 },
+                    entries: if self.entries_per_unit {
+                        value as u64
+                    } else {
+                        1
+                    },
                 })
             })
             .collect()
@@ -220,7 +228,9 @@ pub struct ClosePeriod {
 impl ClosePeriod {
     /// Parses `2026-11`, `2026-Q4` or `2026`.
     pub fn parse(label: &str) -> Result<ClosePeriod, String> {
-        let invalid = || format!("must be a month (2026-11), quarter (2026-Q4) or year (2026), got {label:?}");
+        let invalid = || {
+            format!("must be a month (2026-11), quarter (2026-Q4) or year (2026), got {label:?}")
+        };
         let year = |y: &str| -> Result<i16, String> {
             match y.parse::<i16>() {
                 Ok(y) if y.to_string().len() == 4 && (1970..=2999).contains(&y) => Ok(y),
@@ -245,7 +255,9 @@ impl ClosePeriod {
             }
             _ => return Err(invalid()),
         };
-        let months = (first..first + count).map(|m| format!("{y:04}-{m:02}")).collect();
+        let months = (first..first + count)
+            .map(|m| format!("{y:04}-{m:02}"))
+            .collect();
         let starts_on = jiff::civil::date(y, first, 1);
         let ends_on = starts_on
             .checked_add(count.months())
@@ -267,15 +279,25 @@ impl ClosePeriod {
 
     /// The first instant after the period in `zone`.
     pub fn end(&self, zone: &TimeZone) -> Timestamp {
-        let next = self.ends_on.checked_add(1.day()).expect("dates in range");
-        next.to_zoned(zone.clone())
-            .expect("midnight exists or is moved by the zone")
-            .timestamp()
+        midnight(
+            self.ends_on.checked_add(1.day()).expect("dates in range"),
+            zone,
+        )
+    }
+
+    /// The period's first instant in `zone`.
+    pub fn start(&self, zone: &TimeZone) -> Timestamp {
+        midnight(self.starts_on, zone)
     }
 
     /// The latest completed period of `kind` whose close is due at `now` (`delay_hours`
     /// after its end in `zone`).
-    pub fn latest_due(kind: Period, now: Timestamp, zone: &TimeZone, delay_hours: i64) -> ClosePeriod {
+    pub fn latest_due(
+        kind: Period,
+        now: Timestamp,
+        zone: &TimeZone,
+        delay_hours: i64,
+    ) -> ClosePeriod {
         let local = (now - SignedDuration::from_hours(delay_hours))
             .to_zoned(zone.clone())
             .date();
@@ -303,6 +325,12 @@ impl ClosePeriod {
             _ => Period::Month,
         }
     }
+}
+
+fn midnight(date: Date, zone: &TimeZone) -> Timestamp {
+    date.to_zoned(zone.clone())
+        .expect("midnight exists or is moved by the zone")
+        .timestamp()
 }
 
 /// One participant at close: where they belong, their standing, and their period's counters.
@@ -453,21 +481,16 @@ pub fn decide(program: &Program, period: &ClosePeriod, members: &[Member]) -> De
         entrants,
         judged,
         zero_logins,
-        figures: figures(period, members, end),
+        figures: figures(period, members, period.start(&program.time_zone), end),
     }
 }
 
-fn figures(period: &ClosePeriod, members: &[Member], end: Timestamp) -> Figures {
+fn figures(period: &ClosePeriod, members: &[Member], start: Timestamp, end: Timestamp) -> Figures {
     let days = (period.ends_on - period.starts_on).get_days() as usize + 1;
     let mut f = Figures {
         login_day_distribution: vec![0; days + 1],
         ..Figures::default()
     };
-    let start = period
-        .starts_on
-        .to_zoned(TimeZone::UTC)
-        .map(|z| z.timestamp())
-        .unwrap_or(end);
     for m in members {
         match m.status.as_str() {
             "terminated" => {
@@ -478,8 +501,7 @@ fn figures(period: &ClosePeriod, members: &[Member], end: Timestamp) -> Figures 
             _ => {}
         }
         f.enrolled += 1;
-        // A day's slack either side of UTC: the period's dates are the program's.
-        if m.enrolled_at >= start - SignedDuration::from_hours(24) && m.enrolled_at < end {
+        if m.enrolled_at >= start && m.enrolled_at < end {
             f.new += 1;
         }
         let active = m.totals.login_days > 0
@@ -525,7 +547,15 @@ mod tests {
         let feb = ClosePeriod::parse("2028-02").unwrap();
         assert_eq!(feb.ends_on.to_string(), "2028-02-29");
         assert_eq!(ClosePeriod::parse("2026").unwrap().months.len(), 12);
-        for bad in ["2026-13", "2026-Q5", "26-11", "2026-1", "abcd", "2026-11-01", ""] {
+        for bad in [
+            "2026-13",
+            "2026-Q5",
+            "26-11",
+            "2026-1",
+            "abcd",
+            "2026-11-01",
+            "",
+        ] {
             assert!(ClosePeriod::parse(bad).is_err(), "{bad}");
         }
     }
@@ -548,5 +578,107 @@ mod tests {
             "2026-11-30T23:00:00Z",
             "the month ends at midnight in the program's zone"
         );
+    }
+}
+
+#[cfg(test)]
+mod decide_tests {
+    use super::*;
+    use crate::domain::stick::Sanction;
+
+    fn program() -> Program {
+        Program::parse(
+            r#"
+program: acme
+name: ACME
+time_zone: Europe/Stockholm
+points: {portal.login: 5}
+leaderboards:
+  - {id: top, period: month, metric: points, awards: [{points: 500}, {points: 300}]}
+  - {id: logins, period: quarter, metric: login_days}
+drawings:
+  - {id: draw, period: month, metric: login_days, at_least: 10, entries: per_unit, prizes: [{prize: Mug}]}
+non_use: {notice_below: 4, grace_days: 10}
+"#,
+            1,
+        )
+        .unwrap()
+    }
+
+    fn member(id: &str, points: i64, login_days: i64, strikes: i64) -> Member {
+        Member {
+            participant: id.into(),
+            role: "rep".into(),
+            distributor: "d".into(),
+            location: "l".into(),
+            region: None,
+            status: "active".into(),
+            enrolled_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            has_manager: true,
+            totals: Totals {
+                points,
+                login_days,
+                counts: BTreeMap::new(),
+            },
+            logins: login_days,
+            strikes,
+            last_strike: (strikes > 0).then(|| "2026-10".to_owned()),
+            balance: points,
+            pending: 0,
+            reversed: 0,
+        }
+    }
+
+    #[test]
+    fn a_month_decides_its_boards_drawing_and_stick() {
+        let program = program();
+        let period = ClosePeriod::parse("2026-11").unwrap();
+        let mut newcomer = member("new", 0, 0, 0);
+        newcomer.enrolled_at = "2026-11-25T00:00:00Z".parse().unwrap();
+        let mut suspended = member("gone", 900, 20, 2);
+        suspended.status = "suspended".into();
+        let members = [
+            member("ann", 120, 12, 0),
+            member("bo", 80, 2, 0),
+            member("cy", 0, 0, 0),
+            member("di", 0, 0, 1),
+            newcomer,
+            suspended,
+        ];
+        let decision = decide(&program, &period, &members);
+        // Only the month's boards; the suspended rep is not ranked.
+        assert_eq!(decision.boards.len(), 1);
+        let rows: Vec<&str> = decision.boards[0].standings[0]
+            .rows
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(rows, ["ann", "bo"]);
+        assert_eq!(
+            decision.entrants["draw"],
+            [Entrant {
+                participant: "ann".into(),
+                entries: 12
+            }]
+        );
+        let verdicts: Vec<(&str, Verdict)> = decision
+            .judged
+            .iter()
+            .map(|j| (j.participant.as_str(), j.verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("bo", Verdict::Notice),
+                ("cy", Verdict::FirstStrike),
+                ("di", Verdict::Sanctioned(Sanction::Suspend)),
+            ]
+        );
+        assert_eq!(decision.zero_logins, ["cy", "di", "new"]);
+        let f = &decision.figures;
+        assert_eq!((f.enrolled, f.active, f.suspended, f.new), (6, 3, 1, 1));
+        assert_eq!(f.issued, 1100);
+        assert_eq!(f.login_day_distribution[0], 3);
+        assert_eq!(f.login_day_distribution.len(), 31);
     }
 }

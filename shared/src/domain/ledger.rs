@@ -11,9 +11,9 @@ use super::engine::{
     Added, Counters, EXPIRY_LOT, Evaluation, Guard, Op, PENDING_LOT, Scope, Subject, Write,
 };
 use super::envelope::{BONUS_TYPE, Event, LOGIN_TYPE};
-use super::standings::board_key;
 use super::period::{Periods, quarter_of};
 use super::program::Program;
+use super::standings::board_key;
 use super::wallet::Wallet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

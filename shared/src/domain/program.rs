@@ -44,12 +44,7 @@ const FIELDS: [&str; 15] = [
 
 /// Sections read by the features that use them, stored with the version like every other
 /// section; the rules engine does not read them, and each must be an object or a list.
-const RESERVED: [&str; 4] = [
-    "segments",
-    "journeys",
-    "notifications",
-    "catalog",
-];
+const RESERVED: [&str; 4] = ["segments", "journeys", "notifications", "catalog"];
 
 #[derive(Debug, Clone)]
 pub struct Program {

@@ -23,11 +23,9 @@ pub const MAX_SHOW: u32 = 100;
 /// The shard of a participant in the live index: a stable hash (FNV-1a), so every month item
 /// of a participant lands in the same shard.
 pub fn board_shard(participant: &str) -> u8 {
-    let hash = participant
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+    let hash = participant.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
     (hash % u64::from(BOARD_SHARDS)) as u8
 }
 
@@ -260,7 +258,11 @@ impl Board {
             errors.push(f.at("id"), reason);
         }
         let title = f.text("title", false, errors);
-        let period = f.period("period", &[Period::Month, Period::Quarter, Period::Year], errors);
+        let period = f.period(
+            "period",
+            &[Period::Month, Period::Quarter, Period::Year],
+            errors,
+        );
         let metric = Metric::parse(&f, errors);
         let ranks = match f.get("ranks").map(|v| v.as_str()) {
             None | Some(Some("participants")) => Some(None),
@@ -283,7 +285,9 @@ impl Board {
         if within.is_some() && matches!(ranks, Some(Some(_))) {
             errors.push(f.at("within"), "is only for boards that rank participants");
         }
-        let show = f.int("show", 1..=i64::from(MAX_SHOW), false, errors).unwrap_or(10) as u32;
+        let show = f
+            .int("show", 1..=i64::from(MAX_SHOW), false, errors)
+            .unwrap_or(10) as u32;
         let roles = f.ids("roles", errors);
         let min_members = f.int("min_members", 1..=10_000, false, errors).unwrap_or(1) as u32;
         let mut awards = Vec::new();
@@ -292,7 +296,9 @@ impl Board {
             let Some(g) = Fields::of(award, &at, &["places", "points", "prize"], errors) else {
                 continue;
             };
-            let places = g.int("places", 1..=i64::from(MAX_SHOW), false, errors).unwrap_or(1);
+            let places = g
+                .int("places", 1..=i64::from(MAX_SHOW), false, errors)
+                .unwrap_or(1);
             let points = g.int("points", 0..=1_000_000, false, errors).unwrap_or(0);
             let prize = g.text("prize", false, errors);
             if points == 0 && prize.is_none() {
@@ -350,7 +356,10 @@ impl Board {
                     .into_iter()
                     .filter(|(_, (_, members))| *members >= self.min_members)
                     .map(|(group, (sum, members))| {
-                        (group.to_owned(), Decimal::from(sum) / Decimal::from(members))
+                        (
+                            group.to_owned(),
+                            Decimal::from(sum) / Decimal::from(members),
+                        )
                     })
                     .collect();
                 vec![Standings::rank(self, None, scored)]
@@ -469,7 +478,12 @@ impl Standings {
                     .take_while(|r| r.score == self.rows[start].score)
                     .count();
             if end - start > 1 {
-                ties.push(self.rows[start..end].iter().map(|r| r.name.clone()).collect());
+                ties.push(
+                    self.rows[start..end]
+                        .iter()
+                        .map(|r| r.name.clone())
+                        .collect(),
+                );
             }
             start = end;
         }
@@ -517,7 +531,11 @@ pub struct Contribution {
 
 /// When a participant first reached `score` of `metric`, given its period's contributions:
 /// the instant the running total first got to the final score. Login days count once per date.
-pub fn reached_at(metric: &Metric, score: i64, mut entries: Vec<Contribution>) -> Option<Timestamp> {
+pub fn reached_at(
+    metric: &Metric,
+    score: i64,
+    mut entries: Vec<Contribution>,
+) -> Option<Timestamp> {
     entries.sort_by_key(|e| e.occurred_at);
     let mut total = 0;
     let mut dates = std::collections::HashSet::new();
@@ -589,7 +607,12 @@ mod tests {
     #[test]
     fn equal_scores_share_a_rank_and_zero_scores_are_not_ranked() {
         let b = board(json!({"id": "monthly", "period": "month", "metric": "points"}));
-        let reps = [rep("d", "x", 50), rep("a", "x", 100), rep("c", "x", 50), rep("b", "x", 0)];
+        let reps = [
+            rep("d", "x", 50),
+            rep("a", "x", 100),
+            rep("c", "x", 50),
+            rep("b", "x", 0),
+        ];
         let standings = &b.standings(&reps)[0];
         assert_eq!(names(&standings.rows), [(1, "a"), (2, "c"), (2, "d")]);
         assert_eq!(names(standings.shown(2)), [(1, "a"), (2, "c"), (2, "d")]);
@@ -598,11 +621,21 @@ mod tests {
 
     #[test]
     fn a_tie_across_an_awarded_place_goes_to_the_earlier_reach() {
-        let b = board(json!({"id": "monthly", "period": "month", "metric": "points",
-            "awards": [{"points": 500}, {"points": 300}]}));
-        let reps = [rep("a", "x", 100), rep("b", "x", 80), rep("c", "x", 80), rep("d", "x", 10)];
+        let b = board(
+            json!({"id": "monthly", "period": "month", "metric": "points",
+            "awards": [{"points": 500}, {"points": 300}]}),
+        );
+        let reps = [
+            rep("a", "x", 100),
+            rep("b", "x", 80),
+            rep("c", "x", 80),
+            rep("d", "x", 10),
+        ];
         let standings = &b.standings(&reps)[0];
-        assert_eq!(standings.ties_to_break(2), [vec!["b".to_owned(), "c".to_owned()]]);
+        assert_eq!(
+            standings.ties_to_break(2),
+            [vec!["b".to_owned(), "c".to_owned()]]
+        );
         let reached = HashMap::from([
             ("b".to_owned(), "2026-11-20T10:00:00Z".parse().unwrap()),
             ("c".to_owned(), "2026-11-12T10:00:00Z".parse().unwrap()),
@@ -616,8 +649,10 @@ mod tests {
 
     #[test]
     fn groups_rank_by_average_per_member_including_idle_members() {
-        let b = board(json!({"id": "best-location", "period": "month", "metric": "points",
-            "ranks": "locations", "min_members": 2, "awards": [{"points": 100}]}));
+        let b = board(
+            json!({"id": "best-location", "period": "month", "metric": "points",
+            "ranks": "locations", "min_members": 2, "awards": [{"points": 100}]}),
+        );
         let reps = [
             rep("a", "north", 90),
             rep("b", "north", 0),
@@ -632,9 +667,15 @@ mod tests {
 
     #[test]
     fn suspended_participants_do_not_compete_and_within_splits_boards() {
-        let b = board(json!({"id": "local", "period": "quarter", "metric": "points",
-            "within": "location"}));
-        let mut reps = vec![rep("a", "north", 5), rep("b", "south", 7), rep("c", "north", 9)];
+        let b = board(
+            json!({"id": "local", "period": "quarter", "metric": "points",
+            "within": "location"}),
+        );
+        let mut reps = vec![
+            rep("a", "north", 5),
+            rep("b", "south", 7),
+            rep("c", "north", 9),
+        ];
         reps[2].active = false;
         let boards = b.standings(&reps);
         assert_eq!(boards.len(), 2);
@@ -692,11 +733,49 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// A rank is one more than the number of strictly better scores; places go down the
+        /// scores, each entry at most once, and a tie is broken by the earlier reach.
+        #[test]
+        fn ranks_and_places_follow_the_scores(
+            scores in proptest::collection::vec(0i64..6, 0..40),
+            places in 0usize..8,
+            reach in proptest::collection::vec(0i64..1000, 40),
+        ) {
+            let b = board(json!({"id": "b", "period": "month", "metric": "points"}));
+            let reps: Vec<Rep> = scores
+                .iter()
+                .enumerate()
+                .map(|(i, s)| rep(&format!("r{i:02}"), "x", *s))
+                .collect();
+            let standings = &b.standings(&reps)[0];
+            for row in &standings.rows {
+                let better = standings.rows.iter().filter(|r| r.score > row.score).count();
+                proptest::prop_assert_eq!(row.rank as usize, better + 1);
+                proptest::prop_assert!(row.score > Decimal::ZERO);
+            }
+            let reached: HashMap<String, Timestamp> = (0..scores.len())
+                .map(|i| (format!("r{i:02}"), Timestamp::from_second(reach[i]).unwrap()))
+                .collect();
+            let placed = standings.place(places, &reached);
+            proptest::prop_assert_eq!(placed.len(), places.min(standings.rows.len()));
+            for pair in placed.windows(2) {
+                let (a, b) = (&pair[0], &pair[1]);
+                proptest::prop_assert!(a.score > b.score
+                    || (a.score == b.score && reached[&a.name] <= reached[&b.name]));
+            }
+            let names: std::collections::HashSet<&str> =
+                placed.iter().map(|p| p.name.as_str()).collect();
+            proptest::prop_assert_eq!(names.len(), placed.len());
+        }
+    }
+
     #[test]
     fn shards_are_stable_and_spread() {
         assert_eq!(board_shard("rep-1"), board_shard("rep-1"));
-        let used: std::collections::HashSet<u8> =
-            (0..1000).map(|i| board_shard(&format!("rep-{i}"))).collect();
+        let used: std::collections::HashSet<u8> = (0..1000)
+            .map(|i| board_shard(&format!("rep-{i}")))
+            .collect();
         assert_eq!(used.len(), BOARD_SHARDS as usize);
     }
 }

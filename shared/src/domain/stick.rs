@@ -96,9 +96,10 @@ impl NonUse {
         };
         Some(NonUse {
             usage,
-            notice_below: f.int("notice_below", 0..=31 * 100, false, errors).unwrap_or(0),
-            notify_manager: f.get("notify_manager").is_none()
-                || f.flag("notify_manager", errors),
+            notice_below: f
+                .int("notice_below", 0..=31 * 100, false, errors)
+                .unwrap_or(0),
+            notify_manager: f.get("notify_manager").is_none() || f.flag("notify_manager", errors),
             grace_days: f.int("grace_days", 0..=365, false, errors).unwrap_or(14),
             sanction,
             forgive_after_months: f
@@ -221,8 +222,10 @@ mod tests {
 
     #[test]
     fn forgiveness_grace_and_status_spare_a_rep() {
-        let p = policy(json!({"second_strike": "terminate", "forgive_after_months": 6,
-            "grace_days": 20, "usage": "logins"}));
+        let p = policy(
+            json!({"second_strike": "terminate", "forgive_after_months": 6,
+            "grace_days": 20, "usage": "logins"}),
+        );
         assert_eq!(p.judge(&rep(0, 1, Some(6))), Some(Verdict::FirstStrike));
         assert_eq!(
             p.judge(&rep(0, 1, Some(5))),
@@ -251,7 +254,11 @@ mod tests {
         let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["non_use.usage", "non_use.second_strike", "non_use.grace_days"]
+            [
+                "non_use.usage",
+                "non_use.second_strike",
+                "non_use.grace_days"
+            ]
         );
     }
 

@@ -206,7 +206,8 @@ where
                     .checkpoint(program_id, label, applied as u64)
                     .await?;
             }
-            self.publish(program, &period, &frozen, &drawn, &state).await?;
+            self.publish(program, &period, &frozen, &drawn, &state)
+                .await?;
             self.store.finish(program_id, label).await?;
         }
         tracing::info!(
@@ -220,8 +221,7 @@ where
         Ok(Closed {
             program: program_id.to_owned(),
             period: label.to_owned(),
-            participants: frozen.decision.figures.enrolled
-                + frozen.decision.figures.terminated,
+            participants: frozen.decision.figures.enrolled + frozen.decision.figures.terminated,
             effects: effects.len() as u64,
             applied_now: (applied - start) as u64,
             resumed,
@@ -481,7 +481,11 @@ where
                     to_manager,
                     data,
                 } => {
-                    let recipient = if *to_manager { "manager" } else { "participant" };
+                    let recipient = if *to_manager {
+                        "manager"
+                    } else {
+                        "participant"
+                    };
                     let request = json!({
                         "id": format!("{}:{}:{kind}:{recipient}:{participant}", program.id, period.label),
                         "program": program.id,
@@ -548,7 +552,12 @@ where
                 })).collect::<Vec<_>>(),
             });
             self.store
-                .put_document(id, label, &format!("board#{}", board.id), &[document.to_string()])
+                .put_document(
+                    id,
+                    label,
+                    &format!("board#{}", board.id),
+                    &[document.to_string()],
+                )
                 .await?;
             for (standings, (_, places)) in outcome.standings.iter().zip(placed) {
                 let awards: HashMap<&str, String> = places
@@ -578,9 +587,15 @@ where
         }
         let decision = &frozen.decision;
         let lists: [(&str, Vec<&str>); 4] = [
-            ("zero-logins", decision.zero_logins.iter().map(String::as_str).collect()),
+            (
+                "zero-logins",
+                decision.zero_logins.iter().map(String::as_str).collect(),
+            ),
             ("notices", judged(decision, |v| v == Verdict::Notice)),
-            ("to-be-suspended", judged(decision, |v| v == Verdict::FirstStrike)),
+            (
+                "to-be-suspended",
+                judged(decision, |v| v == Verdict::FirstStrike),
+            ),
             (
                 "sanctioned",
                 judged(decision, |v| matches!(v, Verdict::Sanctioned(_))),
@@ -591,7 +606,9 @@ where
                 .put_document(id, label, &format!("list#{name}"), &pages(entries))
                 .await?;
         }
-        let report = self.report(program, period, frozen, drawn, &boards, state).await?;
+        let report = self
+            .report(program, period, frozen, drawn, &boards, state)
+            .await?;
         self.store
             .put_document(
                 id,
@@ -673,7 +690,10 @@ where
             config_version: state.config_version,
             closed_at: state.frozen_at.clone(),
             points_value: program.points_value.as_ref().map(|(v, _)| v.to_string()),
-            currency: program.points_value.as_ref().map(|(_, c)| c.as_str().to_owned()),
+            currency: program
+                .points_value
+                .as_ref()
+                .map(|(_, c)| c.as_str().to_owned()),
             participation: Participation {
                 enrolled: f.enrolled,
                 active: f.active,
@@ -719,7 +739,12 @@ where
             notices: NoticeSummary {
                 below_threshold: count(|v| v == Verdict::Notice),
                 manager_emails: if managers {
-                    frozen.decision.judged.iter().filter(|j| j.has_manager).count() as u64
+                    frozen
+                        .decision
+                        .judged
+                        .iter()
+                        .filter(|j| j.has_manager)
+                        .count() as u64
                 } else {
                     0
                 },
@@ -814,7 +839,11 @@ fn previous_periods(period: &ClosePeriod, n: usize) -> Vec<String> {
 }
 
 /// A participant's ledger entries that count toward a board's metric over the period.
-fn contributions(metric: &Metric, period: &ClosePeriod, ledger: &[EventRecord]) -> Vec<Contribution> {
+fn contributions(
+    metric: &Metric,
+    period: &ClosePeriod,
+    ledger: &[EventRecord],
+) -> Vec<Contribution> {
     ledger
         .iter()
         .filter(|r| r.month.as_ref().is_some_and(|m| period.months.contains(m)))

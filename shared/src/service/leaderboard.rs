@@ -48,10 +48,7 @@ pub async fn live_standings<I: LiveIndex>(
                 rows: Vec::new(),
             });
         // Anyone not seen in any month's list totals less than `bound`.
-        let nth = standings
-            .rows
-            .get(show.saturating_sub(1))
-            .map(|r| r.score);
+        let nth = standings.rows.get(show.saturating_sub(1)).map(|r| r.score);
         let settled = exhausted || nth.is_some_and(|score| score >= bound.into());
         if settled || k >= MAX_DEPTH {
             return Ok((standings, settled));
