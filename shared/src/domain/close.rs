@@ -21,7 +21,7 @@ pub const DEFAULT_DELAY_HOURS: i64 = 6;
 
 /// The close's part of the program configuration: `leaderboards`, `drawings`, `non_use`, and
 /// `close.delay_hours`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CloseConfig {
     pub boards: Vec<Board>,
     pub drawings: Vec<DrawingConfig>,
@@ -153,7 +153,7 @@ impl DrawingConfig {
                 false
             }
         };
-        let roles = f.ids("roles", errors);
+        let roles = f.texts("roles", errors);
         let mut prizes = Vec::new();
         let listed = f.list("prizes", errors);
         if listed.is_empty() {

@@ -450,6 +450,34 @@ impl<'a> Fields<'a> {
         Some(ids)
     }
 
+    /// A non-empty list of non-empty texts of at most 200 characters (roles as enrolled).
+    pub fn texts(&self, key: &str, errors: &mut FieldErrors) -> Option<Vec<String>> {
+        let value = self.get(key)?;
+        let Some(items) = value.as_array().filter(|a| !a.is_empty()) else {
+            errors.push(
+                self.at(key),
+                format!(
+                    "must be a non-empty list of texts, got {}",
+                    json_kind(value)
+                ),
+            );
+            return None;
+        };
+        let mut texts = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str() {
+                Some(t) if !t.trim().is_empty() && t.chars().count() <= 200 => {
+                    texts.push(t.to_owned())
+                }
+                _ => errors.push(
+                    format!("{}[{i}]", self.at(key)),
+                    format!("must be a non-blank text of at most 200 characters, got {item}"),
+                ),
+            }
+        }
+        Some(texts)
+    }
+
     pub fn period(
         &self,
         key: &str,

@@ -288,7 +288,7 @@ impl Board {
         let show = f
             .int("show", 1..=i64::from(MAX_SHOW), false, errors)
             .unwrap_or(10) as u32;
-        let roles = f.ids("roles", errors);
+        let roles = f.texts("roles", errors);
         let min_members = f.int("min_members", 1..=10_000, false, errors).unwrap_or(1) as u32;
         let mut awards = Vec::new();
         for (i, award) in f.list("awards", errors).iter().enumerate() {

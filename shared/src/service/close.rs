@@ -23,6 +23,7 @@ use crate::domain::report::{
     BoardReport, BoardRow, DrawingReport, DrawingWinner, HistoryPoint, NoticeSummary,
     Participation, PeriodKind, PointsSummary, Report,
 };
+use crate::domain::rules::Period;
 use crate::domain::standings::{BOARD_SHARDS, Contribution, Metric, Placed, Placing, reached_at};
 use crate::domain::stick::{Sanction, Verdict};
 use crate::ports::{
@@ -129,31 +130,62 @@ where
     O: Outbound,
     C: Clock,
 {
-    /// Closes every due period of every program (the hourly scheduled job).
+    /// Closes every due period of every program (the hourly scheduled job). A program whose
+    /// close fails does not hold the others up; the first failure fails the run, so the
+    /// scheduler retries it (every close is idempotent).
     pub async fn close_due(&self) -> Result<Vec<Closed>, CloseError> {
         let now = self.clock.now();
         let mut closed = Vec::new();
+        let mut failure = None;
         for program in self.store.programs().await? {
-            let Some(versions) = self.programs.versions(&program).await? else {
+            match self.close_due_of(&program, now).await {
+                Ok(mut done) => closed.append(&mut done),
+                Err(error) => {
+                    tracing::error!(program, %error, "close failed; the next run retries it");
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(closed),
+        }
+    }
+
+    async fn close_due_of(&self, program: &str, now: Timestamp) -> Result<Vec<Closed>, CloseError> {
+        let Some(versions) = self.programs.versions(program).await? else {
+            return Ok(Vec::new());
+        };
+        let zone = &versions.latest().time_zone;
+        let first = versions.schedule().first().map(|(from, _)| *from);
+        let kinds: Vec<_> = versions
+            .all()
+            .iter()
+            .flat_map(|v| v.close.kinds())
+            .collect();
+        let mut closed = Vec::new();
+        for kind in [Period::Month, Period::Quarter, Period::Year] {
+            if !kinds.contains(&kind) {
                 continue;
-            };
-            let latest = versions.latest();
-            for kind in latest.close.kinds() {
-                let period =
-                    ClosePeriod::latest_due(kind, now, &latest.time_zone, latest.close.delay_hours);
-                // Nothing to close before the program's first version applied.
-                let first = versions.schedule().first().map(|(from, _)| *from);
-                if first.is_none_or(|from| from > period.last_instant(&latest.time_zone)) {
-                    continue;
-                }
-                let done = self
-                    .store
-                    .state(&program, &period.label)
-                    .await?
-                    .is_some_and(|s| s.done);
-                if !done {
-                    closed.push(self.close(&program, &period.label).await?);
-                }
+            }
+            // Each period by the version in force at its end: its delay, its boards.
+            let guess = ClosePeriod::latest_due(kind, now, zone, 0);
+            let version = versions.at(guess.last_instant(zone));
+            let period = ClosePeriod::latest_due(kind, now, zone, version.close.delay_hours);
+            let version = versions.at(period.last_instant(zone));
+            let wanted = kind == Period::Month || version.close.kinds().contains(&kind);
+            // Nothing to close before the program's first version applied.
+            let started = first.is_some_and(|from| from <= period.last_instant(zone));
+            if !wanted || !started {
+                continue;
+            }
+            let done = self
+                .store
+                .state(program, &period.label)
+                .await?
+                .is_some_and(|s| s.done);
+            if !done {
+                closed.push(self.close(program, &period.label).await?);
             }
         }
         Ok(closed)
@@ -336,7 +368,7 @@ where
                         None => members.iter().filter(|m| m.participant == name).collect(),
                         Some(g) => members
                             .iter()
-                            .filter(|m| m.group(g) == Some(&name))
+                            .filter(|m| board.admits(*m) && m.group(g) == Some(&name))
                             .collect(),
                     };
                     let mut latest: Option<Timestamp> = None;
