@@ -217,6 +217,54 @@ impl Deployment {
             .await?)
     }
 
+    /// Receives every message of a queue until it is empty (nothing visible, in flight or
+    /// delayed), deletes them, and returns their bodies in the order received. Fails if the
+    /// queue still holds messages it cannot receive after a minute.
+    pub async fn drain_queue(&self, queue_url: &str) -> anyhow::Result<Vec<String>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut bodies = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .visibility_timeout(60)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+                .context("receiving from a queue to drain it")?;
+            let messages = received.messages();
+            if messages.is_empty() {
+                let depth = self.queue_depth(queue_url).await?;
+                if depth == 0 {
+                    return Ok(bodies);
+                }
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "queue {queue_url} still holds {depth} messages it does not deliver"
+                );
+                continue;
+            }
+            for message in messages {
+                bodies.push(message.body().unwrap_or_default().to_owned());
+                if let Some(handle) = message.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e))
+                        })
+                        .context("deleting a drained message")?;
+                }
+            }
+        }
+    }
+
     pub async fn stop(self) -> anyhow::Result<()> {
         self.award.shutdown().await;
         self.api.shutdown();
@@ -297,6 +345,33 @@ impl ApiClient {
             "application/json",
         )
         .await
+    }
+
+    /// `GET {path}` (a query string included) with a JSON answer.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Response> {
+        self.send("GET", path, Vec::new(), "application/json").await
+    }
+
+    /// `GET {path}` of a page that is not JSON (the HTML report): its status, content type
+    /// and text.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<(u16, String, String)> {
+        let now = jiff::Timestamp::now().as_second();
+        let headers = signed_headers(&self.key_id, &self.secret, now, &[], "application/json");
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let url = format!("{}{path}", self.base_url);
+        let response = http_request("GET", &url, &headers, Vec::new()).await?;
+        let content_type = response
+            .header("content-type")
+            .unwrap_or_default()
+            .to_owned();
+        Ok((response.status, content_type, response.text()))
+    }
+
+    /// `POST /v1/participants/{participant}/reinstate`.
+    pub async fn reinstate(&self, participant: &str) -> anyhow::Result<Response> {
+        let path = format!("/v1/participants/{participant}/reinstate");
+        self.send("POST", &path, Vec::new(), "application/json")
+            .await
     }
 
     /// Signs `body` now and sends it.

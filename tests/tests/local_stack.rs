@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
+#[path = "close/mod.rs"]
+mod close;
+
 const PROGRAM_YAML: &str = include_str!("../../events/admin/program-points-table.yaml");
 const PROGRAM: &str = "acme";
 

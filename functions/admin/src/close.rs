@@ -34,20 +34,25 @@ fn period_of(label: &str, field: &str) -> Result<ClosePeriod, Problem> {
     })
 }
 
-/// A page number from the query (`page`, default 0).
-fn page_of(request: &ApiGatewayV2httpRequest) -> Result<u32, Problem> {
-    match query(request, "page") {
+/// The page a cursor from an earlier answer's `next` names (`after`; the first page without).
+fn cursor(request: &ApiGatewayV2httpRequest) -> Result<u32, Problem> {
+    match query(request, "after") {
         None => Ok(0),
         Some(text) => text.parse().map_err(|_| {
             Problem::invalid(
-                "the page is not valid",
+                "the cursor is not valid",
                 vec![FieldError::new(
-                    "page",
-                    format!("must be a page number from 0, got {text:?}"),
+                    "after",
+                    format!("must be a cursor from `next`, got {text:?}"),
                 )],
             )
         }),
     }
+}
+
+/// The cursor of the page after `page`, if any.
+fn next(page: u32, pages: u32) -> Option<String> {
+    (page + 1 < pages).then(|| (page + 1).to_string())
 }
 
 impl<K, S, Q, C, O> Admin<K, S, Q, C, O>
@@ -218,18 +223,7 @@ where
         request: &ApiGatewayV2httpRequest,
     ) -> Result<ApiGatewayV2httpResponse, Problem> {
         period_of(label, "period")?;
-        let page = match query(request, "after") {
-            Some(cursor) => cursor.parse().map_err(|_| {
-                Problem::invalid(
-                    "the cursor is not valid",
-                    vec![FieldError::new(
-                        "after",
-                        format!("must be a cursor from `next`, got {cursor:?}"),
-                    )],
-                )
-            })?,
-            None => 0,
-        };
+        let page = cursor(request)?;
         let missing = || not_found(format!("no drawing {drawing:?} was drawn for {label}"));
         let (record, _) = self
             .store
@@ -249,12 +243,12 @@ where
             &json!({
                 "record": parse(&record),
                 "entrants": parse(&entrants),
-                "next": (page + 1 < pages).then(|| (page + 1).to_string()),
+                "next": next(page, pages),
             }),
         ))
     }
 
-    /// `GET /v1/lists/{period}/{list}?page=N`: one of the stick's lists of a closed month.
+    /// `GET /v1/lists/{period}/{list}?after={cursor}`: one of the stick's lists of a closed month.
     pub(crate) async fn list(
         &self,
         caller: &Caller,
@@ -268,21 +262,24 @@ where
                 "no list {list:?} (the lists are {LISTS:?})"
             )));
         }
-        let page = page_of(request)?;
+        let page = cursor(request)?;
         let (entries, pages) = self
             .store
             .document(&caller.program, label, &format!("list#{list}"), page)
             .await
             .map_err(|e| Problem::unavailable(&e))?
-            .ok_or_else(|| not_found(format!("{label} is not closed, or has no page {page}")))?;
+            .ok_or_else(|| {
+                not_found(format!(
+                    "{label} is not closed, or the cursor is past the end"
+                ))
+            })?;
         Ok(json_response(
             200,
             &json!({
                 "period": label,
                 "list": list,
-                "page": page,
-                "pages": pages,
                 "participants": serde_json::from_str::<Value>(&entries).unwrap_or(Value::Null),
+                "next": next(page, pages),
             }),
         ))
     }

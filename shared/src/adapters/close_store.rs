@@ -469,13 +469,13 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .index_name(index)
                 .scan_index_forward(false)
-                .expression_attribute_names("#score", score)
                 .expression_attribute_values(":lb", s(&partition))
                 .set_limit(limit)
                 .set_exclusive_start_key(start);
             query = match floor {
                 Some(floor) => query
                     .key_condition_expression("lb = :lb AND #score >= :floor")
+                    .expression_attribute_names("#score", score)
                     .expression_attribute_values(":floor", n(floor)),
                 None => query.key_condition_expression("lb = :lb"),
             };
