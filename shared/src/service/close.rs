@@ -125,8 +125,8 @@ impl<S, P, Q, N, O, C> CloseJob<S, P, Q, N, O, C>
 where
     S: CloseStore + StatsReader + Clone + 'static,
     P: ProgramReader,
-    Q: EventQueue,
-    N: EventQueue,
+    Q: EventQueue + Clone + 'static,
+    N: EventQueue + Clone + 'static,
     O: Outbound,
     C: Clock,
 {
@@ -268,7 +268,7 @@ where
         now: Timestamp,
     ) -> Result<Frozen, CloseError> {
         let members = self.members(&program.id, period).await?;
-        let decision = decide(program, period, &members);
+        let mut decision = decide(program, period, &members);
         let mut placings = Vec::new();
         let mut group_members = std::collections::BTreeMap::new();
         for outcome in &decision.boards {
@@ -288,6 +288,20 @@ where
                 }
             }
             placings.push((outcome.board.clone(), placed));
+        }
+        // Only the rows a board shows are published: the rest need not be frozen (at a million
+        // participants they would be most of the frozen outcome).
+        for outcome in &mut decision.boards {
+            let show = program
+                .close
+                .boards
+                .iter()
+                .find(|b| b.id == outcome.board)
+                .map_or(0, |b| b.show);
+            for standings in &mut outcome.standings {
+                let shown = standings.shown(show).len();
+                standings.rows.truncate(shown);
+            }
         }
         let drawings = program
             .close
@@ -445,6 +459,9 @@ where
         Ok(drawn)
     }
 
+    /// Applies a chunk of effects: profile updates and queue batches run concurrently (each
+    /// is idempotent, so their order within the chunk does not matter); the chunk is done
+    /// only when every one of them succeeded.
     async fn apply(
         &self,
         program: &Program,
@@ -453,6 +470,7 @@ where
         state: &CloseState,
     ) -> Result<(), CloseError> {
         let now = self.clock.now();
+        let mut tasks = tokio::task::JoinSet::new();
         let mut credits = Vec::new();
         let mut notices = Vec::new();
         for effect in effects {
@@ -484,14 +502,21 @@ where
                     });
                 }
                 Effect::Strike { participant } => {
-                    self.store
-                        .strike(&program.id, participant, &period.label)
-                        .await?;
+                    let (store, id, participant, label) = (
+                        self.store.clone(),
+                        program.id.clone(),
+                        participant.clone(),
+                        period.label.clone(),
+                    );
+                    tasks.spawn(async move {
+                        store.strike(&id, &participant, &label).await.map(|_| ())
+                    });
                 }
                 Effect::Sanction {
                     participant,
                     sanction,
                 } => {
+                    // Rare (a second strike): in order, the status before the event about it.
                     self.store
                         .sanction(&program.id, participant, sanction.status(), &period.label)
                         .await?;
@@ -537,13 +562,21 @@ where
                 }
             }
         }
-        for (queue, messages) in [
-            (&self.events as &dyn SendAll, credits),
-            (&self.notifications as &dyn SendAll, notices),
-        ] {
-            queue.send_all(messages).await?;
+        spawn_sends(&mut tasks, &self.events, credits);
+        spawn_sends(&mut tasks, &self.notifications, notices);
+        let mut failure = None;
+        while let Some(done) = tasks.join_next().await {
+            if let Err(error) = done
+                .map_err(|e| PortError::Transient(e.to_string()))
+                .and_then(|r| r)
+            {
+                failure.get_or_insert(error);
+            }
         }
-        Ok(())
+        match failure {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
     }
 
     /// Stores the standings, the lists and the report.
@@ -790,28 +823,21 @@ where
     }
 }
 
-/// Sends every message or fails: the effects' checkpoint moves only past what was sent.
-trait SendAll: Sync {
-    fn send_all(
-        &self,
-        messages: Vec<QueueMessage>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), PortError>> + Send + '_>>;
-}
-
-impl<Q: EventQueue> SendAll for Q {
-    fn send_all(
-        &self,
-        messages: Vec<QueueMessage>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), PortError>> + Send + '_>> {
-        Box::pin(async move {
-            if messages.is_empty() {
-                return Ok(());
-            }
-            for result in self.send(&messages).await {
+/// Sends messages in SQS batches of 10, each batch its own task; a task fails if any of its
+/// messages was not accepted, so the effects' checkpoint moves only past what was sent.
+fn spawn_sends<Q: EventQueue + Clone + 'static>(
+    tasks: &mut tokio::task::JoinSet<Result<(), PortError>>,
+    queue: &Q,
+    messages: Vec<QueueMessage>,
+) {
+    for batch in messages.chunks(10) {
+        let (queue, batch) = (queue.clone(), batch.to_vec());
+        tasks.spawn(async move {
+            for result in queue.send(&batch).await {
                 result?;
             }
             Ok(())
-        })
+        });
     }
 }
 
