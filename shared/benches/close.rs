@@ -327,9 +327,10 @@ fn main() {
     );
 
     let mut steps = Vec::new();
-    let (decision, mut step) = measure("decide: standings, entrants, verdicts, figures", || {
-        decide(&program, &period, &members)
-    });
+    let (mut decision, mut step) =
+        measure("decide: standings, entrants, verdicts, figures", || {
+            decide(&program, &period, &members)
+        });
     step.note = describe(&decision);
     steps.push(step);
 
@@ -378,6 +379,8 @@ fn main() {
         .join(", ");
     steps.push(step);
 
+    // As the close does once the places are decided.
+    decision.keep_shown(&program);
     let (text, mut step) = measure("serde_json: the decision to text (what is frozen)", || {
         serde_json::to_string(&decision).expect("decisions serialize")
     });

@@ -1,5 +1,5 @@
 //! A synthetic but plausible channel program: distributors, locations, managers and reps of
-//! varied behaviour, and a month of their CRM and portal activity. Seeded, so a run can be
+//! varied behaviour, and months of their CRM and portal activity. Seeded, so a run can be
 //! reproduced. The demo and the integration tests both draw from it.
 
 use jiff::civil::Date;
@@ -7,6 +7,7 @@ use jiff::tz::TimeZone;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use std::collections::HashSet;
 
 pub const DISTRIBUTORS: [(&str, &str, &str, [&str; 4]); 3] = [
     (
@@ -127,11 +128,72 @@ pub fn month_of_events(
     cancel_share: f64,
     seed: u64,
 ) -> Vec<Value> {
+    events_of_month(reps, first_day, zone, cancel_share, seed, |rep| {
+        rep.behaviour
+    })
+}
+
+/// `count` consecutive months of events from `first_day` (a month's first day), oldest first,
+/// each in time order; event ids are unique across the months. Reps keep their behaviour, but
+/// not every dormant rep stays away: from the second month on, each comes back with
+/// probability `return_share` and logs in now and then, as an occasional rep does (the way a
+/// warning about suspension brings some back).
+pub fn months_of_events(
+    reps: &[Rep],
+    first_day: Date,
+    count: usize,
+    zone: &TimeZone,
+    cancel_share: f64,
+    return_share: f64,
+    seed: u64,
+) -> Vec<Vec<Value>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let returning: HashSet<&str> = reps
+        .iter()
+        .filter(|rep| rep.behaviour == Behaviour::Dormant && rng.random_bool(return_share))
+        .map(|rep| rep.id.as_str())
+        .collect();
+    (0..count)
+        .map(|n| {
+            let month = first_day
+                .checked_add(jiff::Span::new().months(n as i64))
+                .expect("months within the calendar");
+            let behaviour = |rep: &Rep| match rep.behaviour {
+                Behaviour::Dormant if n > 0 && returning.contains(rep.id.as_str()) => {
+                    Behaviour::Occasional
+                }
+                behaviour => behaviour,
+            };
+            events_of_month(
+                reps,
+                month,
+                zone,
+                cancel_share,
+                seed.wrapping_add(1 + n as u64),
+                behaviour,
+            )
+        })
+        .collect()
+}
+
+/// A month of events, each rep behaving as `behaviour_of` says. Ids carry the month.
+fn events_of_month(
+    reps: &[Rep],
+    first_day: Date,
+    zone: &TimeZone,
+    cancel_share: f64,
+    seed: u64,
+    behaviour_of: impl Fn(&Rep) -> Behaviour,
+) -> Vec<Value> {
     let mut rng = StdRng::seed_from_u64(seed);
     let days = first_day.days_in_month();
+    let month = first_day.strftime("%Y-%m").to_string();
     let mut events = Vec::new();
     for rep in reps {
-        let (login_p, deals, contracts, sales, activities) = rep.behaviour.rates();
+        let behaviour = behaviour_of(rep);
+        let (login_p, deals, contracts, sales, activities) = behaviour.rates();
+        // Ids unique across months: `{rep}-{month}`.
+        let key = format!("{}-{month}", rep.id);
         let at = |rng: &mut StdRng, day: i8| {
             let date = first_day.with().day(day).build().expect("day within month");
             let time = jiff::civil::time(
@@ -165,7 +227,7 @@ pub fn month_of_events(
                 let when = at(&mut rng, day);
                 push(
                     &mut events,
-                    format!("portal-login-{}-{day}", rep.id),
+                    format!("portal-login-{key}-{day}"),
                     "portal.login",
                     when,
                     json!({}),
@@ -175,27 +237,27 @@ pub fn month_of_events(
         let mut cancellable = Vec::new();
         for n in 0..draw(&mut rng, deals) {
             let when = any_day(&mut rng);
-            let id = format!("sf-deal-{}-{n}", rep.id);
+            let id = format!("sf-deal-{key}-{n}");
             let amount = rng.random_range(5_000..200_000);
             push(
                 &mut events,
                 id.clone(),
                 "deal.registered",
                 when,
-                json!({"deal_id": format!("OPP-{}-{n}", rep.id), "amount": amount.to_string(), "currency": "SEK"}),
+                json!({"deal_id": format!("OPP-{key}-{n}"), "amount": amount.to_string(), "currency": "SEK"}),
             );
             cancellable.push((id, "deal.cancelled", when));
         }
         for n in 0..draw(&mut rng, contracts) {
             let when = any_day(&mut rng);
-            let id = format!("sf-contract-{}-{n}", rep.id);
+            let id = format!("sf-contract-{key}-{n}");
             let volume = rng.random_range(50..2_000) * 1_000;
             push(
                 &mut events,
                 id.clone(),
                 "contract.started",
                 when,
-                json!({"contract_id": format!("K-{}-{n}", rep.id), "financed_volume": volume, "currency": "SEK"}),
+                json!({"contract_id": format!("K-{key}-{n}"), "financed_volume": volume, "currency": "SEK"}),
             );
             cancellable.push((id, "contract.cancelled", when));
         }
@@ -203,7 +265,7 @@ pub fn month_of_events(
             let when = any_day(&mut rng);
             push(
                 &mut events,
-                format!("sf-sale-{}-{n}", rep.id),
+                format!("sf-sale-{key}-{n}"),
                 "sale.closed",
                 when,
                 json!({"amount": format!("{}.{:02}", rng.random_range(1_000..90_000), rng.random_range(0..100)),
@@ -215,30 +277,30 @@ pub fn month_of_events(
             let recorded = when + jiff::SignedDuration::from_hours(rng.random_range(0..96));
             push(
                 &mut events,
-                format!("sf-activity-{}-{n}", rep.id),
+                format!("sf-activity-{key}-{n}"),
                 "crm.activity_logged",
                 when,
                 json!({"activity": "customer_call", "recorded_at": recorded.to_string()}),
             );
         }
-        if rep.behaviour != Behaviour::Dormant && rng.random_bool(0.5) {
+        if behaviour != Behaviour::Dormant && rng.random_bool(0.5) {
             let when = any_day(&mut rng);
             push(
                 &mut events,
-                format!("portal-quiz-{}", rep.id),
+                format!("portal-quiz-{key}"),
                 "quiz.completed",
                 when,
                 json!({"quiz_id": "product-basics", "questions": 6, "correct": rng.random_range(2..=6)}),
             );
         }
-        if rep.behaviour == Behaviour::Superstar || rng.random_bool(0.05) {
+        if behaviour == Behaviour::Superstar || rng.random_bool(0.05) {
             let when = any_day(&mut rng);
             push(
                 &mut events,
-                format!("portal-lead-{}", rep.id),
+                format!("portal-lead-{key}"),
                 "lead.submitted",
                 when,
-                json!({"lead_id": format!("LEAD-{}", rep.id), "company": "Fjord Logistics AS"}),
+                json!({"lead_id": format!("LEAD-{key}"), "company": "Fjord Logistics AS"}),
             );
         }
         for (original, kind, when) in cancellable {

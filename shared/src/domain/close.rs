@@ -420,6 +420,25 @@ pub struct Decision {
     pub figures: Figures,
 }
 
+impl Decision {
+    /// Keeps only the rows each board shows (placings are decided first, from every row): the
+    /// rest need not be frozen, and at a million participants they would be most of it.
+    pub fn keep_shown(&mut self, program: &Program) {
+        for outcome in &mut self.boards {
+            let show = program
+                .close
+                .boards
+                .iter()
+                .find(|b| b.id == outcome.board)
+                .map_or(0, |b| b.show);
+            for standings in &mut outcome.standings {
+                let shown = standings.shown(show).len();
+                standings.rows.truncate(shown);
+            }
+        }
+    }
+}
+
 /// Decides a close over every enrolled participant of the program.
 pub fn decide(program: &Program, period: &ClosePeriod, members: &[Member]) -> Decision {
     let config = &program.close;

@@ -289,20 +289,7 @@ where
             }
             placings.push((outcome.board.clone(), placed));
         }
-        // Only the rows a board shows are published: the rest need not be frozen (at a million
-        // participants they would be most of the frozen outcome).
-        for outcome in &mut decision.boards {
-            let show = program
-                .close
-                .boards
-                .iter()
-                .find(|b| b.id == outcome.board)
-                .map_or(0, |b| b.show);
-            for standings in &mut outcome.standings {
-                let shown = standings.shown(show).len();
-                standings.rows.truncate(shown);
-            }
-        }
+        decision.keep_shown(program);
         let drawings = program
             .close
             .drawings

@@ -1,34 +1,48 @@
 //! The demo: Carrot on the local stack, end to end. Starts DynamoDB Local and moto, creates
 //! every resource from infra/template.yaml, configures the sample program and a second version
-//! that starts its sprint today, enrols 200 reps, posts a month of signed CRM events over HTTP,
-//! lets SQS carry them to the award function, then, live, quotes a contract on the points
+//! that starts its sprint today, enrols 200 reps, posts three months of signed CRM events over
+//! HTTP, lets SQS carry them to the award function, then, live, quotes a contract on the points
 //! calculator and awards it as quoted (the sprint and a cap at work) and credits an adjustment
-//! once, and shows what happened.
+//! once, shows what happened, and closes the three months (and a quarter that ended among
+//! them): frozen leaderboards and their bonuses, a verified drawing, the stick's notices and
+//! suspensions, and each period's report.
 
 use anyhow::Context;
 use carrot::domain::counters::PeriodTotals;
+use carrot::domain::drawing::{DrawingRecord, Entrant, verify};
 use carrot::domain::ledger::EntryStatus;
 use carrot::ports::StatsReader;
 use carrot_local::deployment::{ApiClient, Deployment};
 use carrot_local::runner::SqsEventSourceOptions;
 use carrot_local::stack::LocalStack;
-use carrot_local::workload::{Behaviour, Rep, month_of_events, roster};
+use carrot_local::workload::{Behaviour, Rep, months_of_events, roster};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const PROGRAM_YAML: &str = include_str!("../../../events/admin/program.yaml");
 const PROGRAM: &str = "acme";
 const REPS: usize = 200;
 const LATE_JOINERS: usize = 10;
+/// The months of activity before the current one: the program started on the first's first day.
+const MONTHS: usize = 3;
+/// The share of dormant reps who come back after a month without logins.
+const RETURN_SHARE: f64 = 0.7;
+/// Messages the events queue may hold before the CRM posts more. moto's SQS scans every
+/// message a queue holds on each call (SQS does not), so a backlog makes every call slower; the
+/// CRM posts at the pace the award function keeps up with.
+const BACKLOG: u64 = 50;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
-    println!("Carrot demo: the local stack, the real handlers, a month of a channel program\n");
+    println!(
+        "Carrot demo: the local stack, the real handlers, three months of a channel program and their close\n"
+    );
     let stack = LocalStack::start_owned()
         .await
         .context("starting the local stack")?;
@@ -54,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     println!("  API Gateway (local) on {}\n", deployment.api.base_url());
-    let result = run(&deployment).await;
+    let result = run(&stack, &deployment).await;
     deployment.stop().await?;
     stack.shutdown();
     result?;
@@ -65,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(deployment: &Deployment) -> anyhow::Result<()> {
+async fn run(stack: &LocalStack, deployment: &Deployment) -> anyhow::Result<()> {
     let crm = deployment
         .create_key("acme-salesforce", PROGRAM, &["events:write"])
         .await?;
@@ -131,20 +145,33 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
 
     let reps = roster(REPS, 2026);
     let (early, late) = reps.split_at(REPS - LATE_JOINERS);
+    let first_day = today
+        .first_of_month()
+        .checked_sub(jiff::Span::new().months(MONTHS as i64))?;
+    let launch = first_day.to_zoned(zone.clone())?.timestamp();
+    let dynamodb = stack.dynamodb_client();
     for rep in early {
         let r = admin.enrol(&rep.id, &rep.profile).await?;
         anyhow::ensure!(r.status == 201, "enrolment failed: {:?}", r.body);
+        backdate_enrolment(&dynamodb, deployment.resources.table(), &rep.id, launch).await?;
     }
     println!(
-        "3. Enrolled {} reps of 3 distributors and 12 locations; {} more join after the month",
+        "3. Enrolled {} reps of 3 distributors and 12 locations; {} more join after the months",
         early.len(),
         late.len()
     );
+    println!(
+        "   The program started on {first_day}: the API enrols as of now, so, as a migration from the old system would, the demo sets their enrolment date to then in the table (the stick only judges reps enrolled for its grace days)"
+    );
 
-    let first_day = today
-        .first_of_month()
-        .checked_sub(jiff::Span::new().months(1))?;
-    let events = month_of_events(&reps, first_day, &zone, 0.08, 7);
+    let months = months_of_events(&reps, first_day, MONTHS, &zone, 0.08, RETURN_SHARE, 7);
+    let labels: Vec<String> = (0..MONTHS)
+        .map(|n| -> anyhow::Result<String> {
+            let month = first_day.checked_add(jiff::Span::new().months(n as i64))?;
+            Ok(month.strftime("%Y-%m").to_string())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let events: Vec<Value> = months.iter().flatten().cloned().collect();
     let reversals = events
         .iter()
         .filter(|e| {
@@ -154,25 +181,50 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
                 .ends_with(".cancelled")
         })
         .count();
-    let mut by_type: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in &events {
-        *by_type
-            .entry(e["type"].as_str().unwrap_or_default())
-            .or_default() += 1;
+    let mut by_type: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (n, month) in months.iter().enumerate() {
+        for e in month {
+            by_type
+                .entry(e["type"].as_str().unwrap_or_default())
+                .or_insert_with(|| vec![0; MONTHS])[n] += 1;
+        }
     }
+    let last_day = today.first_of_month().yesterday()?;
     println!(
-        "4. {} {}: {} events from the CRM and the portal, {} of them cancellations",
-        first_day.strftime("%B"),
-        first_day.year(),
+        "4. {} to {}: {} events from the CRM and the portal, {} of them cancellations",
+        first_day.strftime("%B %Y"),
+        last_day.strftime("%B %Y"),
         events.len(),
         reversals
     );
-    for (kind, n) in &by_type {
-        println!("     {kind:<22} {n:>5}");
+    println!(
+        "     {:<22} {}",
+        "",
+        labels.iter().map(|l| format!("{l:>8}")).collect::<String>()
+    );
+    for (kind, counts) in &by_type {
+        let counts: String = counts.iter().map(|n| format!("{n:>8}")).collect();
+        println!("     {kind:<22} {counts}");
     }
+    let dormant = early.iter().filter(|r| r.behaviour == Behaviour::Dormant);
+    let returned = dormant
+        .clone()
+        .filter(|r| {
+            months[1..]
+                .iter()
+                .flatten()
+                .any(|e| e["participant"] == r.id.as_str() && e["type"] == "portal.login")
+        })
+        .count();
+    println!(
+        "     {} of the {} reps are dormant, without a login in {}; {returned} of them come back afterwards, the others stay away",
+        dormant.count(),
+        early.len(),
+        labels[0]
+    );
 
-    // The CRM posts in batches of 100; it also retries 10% of batches (the same events
-    // again), and one batch carries two broken events.
+    // The CRM posts in batches of 100; it also retries 10% of batches (the same events again),
+    // and one batch carries two broken events.
     let mut rng = StdRng::seed_from_u64(1);
     let mut batches: Vec<Vec<Value>> = events.chunks(100).map(<[Value]>::to_vec).collect();
     let retries: Vec<Vec<Value>> = (0..batches.len() / 10)
@@ -184,8 +236,12 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
     batches[0].push(json!({"id": "sf-broken-2", "type": "deal.registered", "occurred_at": "2026-10-03T09:00:00+02:00"}));
     let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
     let mut example_rejection = None;
+    let events_queue = deployment.resources.events_queue_url();
     let posting = Instant::now();
     for batch in &batches {
+        while deployment.queue_depth(events_queue).await? > BACKLOG {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let r = crm.post_events(&json!({"events": batch})).await?;
         anyhow::ensure!(r.status == 202, "batch refused: {:?}", r.body);
         accepted += r.body["accepted"].as_u64().unwrap_or(0);
@@ -198,7 +254,7 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
         }
     }
     println!(
-        "5. POST /v1/events, HMAC-signed: {} requests ({} CRM retries) in {:.1} s: {accepted} accepted, {duplicates} duplicates in a batch, {rejected} rejected",
+        "5. POST /v1/events, HMAC-signed, as fast as the award function keeps up: {} requests ({} CRM retries) in {:.1} s: {accepted} accepted, {duplicates} duplicates in a batch, {rejected} rejected",
         batches.len(),
         retries.len(),
         posting.elapsed().as_secs_f64()
@@ -210,7 +266,7 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
     let awarding = Instant::now();
     deployment.award.wait_idle(Duration::from_secs(600)).await?;
     println!(
-        "6. SQS → award function: queue drained in {:.1} s ({} batches)",
+        "6. SQS → award function: queue drained {:.1} s after the last request ({} batches in all)",
         awarding.elapsed().as_secs_f64(),
         deployment.award.stats().invocations
     );
@@ -227,10 +283,10 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
         late.len()
     );
 
-    let featured = early
+    let featured = late
         .iter()
         .find(|r| r.behaviour == Behaviour::Superstar)
-        .unwrap_or(&early[0]);
+        .unwrap_or(&late[0]);
     // Today's events must occur once version 2 is in force, or they earn under version 1;
     // they are stamped in whole seconds, hence the extra second.
     let until_sprint =
@@ -245,7 +301,9 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
     let live_events = today_at_work(deployment, &crm, &admin, &portal, featured).await?;
 
     let store = &deployment.store;
-    let month = first_day.strftime("%Y-%m").to_string();
+    // What follows is about the last month; balances are the three months' and today's.
+    let month = last_day.strftime("%Y-%m").to_string();
+    let month_name = last_day.strftime("%B").to_string();
     let mut rows = Vec::new();
     let (mut entries, mut clawed_back, mut cancelled_first) = (0usize, 0usize, 0usize);
     let mut by_config: BTreeMap<u32, usize> = BTreeMap::new();
@@ -302,8 +360,8 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
         }
         logins_capped += capped;
         reps_capped += usize::from(capped > 0);
-        let months = store.months(PROGRAM, &rep.id).await?;
-        let login_days = PeriodTotals::of(&month, &months).login_days;
+        let month_items = store.months(PROGRAM, &rep.id).await?;
+        let login_days = PeriodTotals::of(&month, &month_items).login_days;
         rows.push((state.balance, login_days, rep, state.profile.name));
     }
     // Every distinct event accepted has exactly one ledger entry: none lost, none doubled.
@@ -326,19 +384,18 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
         configs.join(", ")
     );
     println!(
-        "   The monthly login cap at work: {logins_capped} {} logins of {reps_capped} reps earned no daily-login points past its 100 points a month",
-        first_day.strftime("%B")
+        "   The monthly login cap at work: {logins_capped} {month_name} logins of {reps_capped} reps earned no daily-login points past its 100 points a month"
     );
     println!(
-        "   Data quality at work: {contracts_paid_volume} of {contracts} {} contracts earned contract-volume points; it pays in full for a contract that reaches Carrot within 3 days, half within 14, and these were posted on {today}",
-        first_day.strftime("%B")
+        "   Data quality at work: {contracts_paid_volume} of {contracts} {month_name} contracts earned contract-volume points; it pays in full for a contract that reaches Carrot within 3 days, half within 14, and these were posted on {today}"
     );
     println!("\n   Points by rule (net of clawbacks)  entries    points");
     for (rule, (n, points)) in &by_rule {
         println!("   {rule:<32} {n:>8} {points:>9}");
     }
     println!(
-        "\n   Top 10 reps                       distributor       location                  points  login days"
+        "\n   Top 10 reps by balance            distributor       location                  points  {} login days",
+        last_day.strftime("%b")
     );
     for (i, (points, days, rep, name)) in rows.iter().take(10).enumerate() {
         println!(
@@ -369,7 +426,10 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
             points / *count as i64
         );
     }
-    println!("\n   Behaviour    reps   points  avg/rep  zero-login reps");
+    println!(
+        "\n   Behaviour    reps   points  avg/rep  zero-login reps in {}",
+        last_day.strftime("%b")
+    );
     for (behaviour, (points, count, zero)) in &by_behaviour {
         println!(
             "   {:<11} {count:>5} {points:>8} {:>8} {zero:>16}",
@@ -381,7 +441,599 @@ async fn run(deployment: &Deployment) -> anyhow::Result<()> {
         .queue_depth(deployment.resources.events_dlq_url())
         .await?;
     println!("\n   Dead-letter queue: {dlq} messages");
+
+    // Subscribed before any close, so every suspension the closes publish arrives here.
+    let outbound = stack
+        .subscribe_queue(&deployment.resources, "OutboundTopic")
+        .await?;
+    let closing = Closing {
+        deployment,
+        admin: &admin,
+        portal: &portal,
+        reps: &reps,
+        names: reps
+            .iter()
+            .map(|r| (r.id.as_str(), r.profile["name"].as_str().unwrap_or(&r.id)))
+            .collect(),
+        sample: Sample::of(PROGRAM_YAML)?,
+        launch: first_day,
+        outbound,
+        reports: Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("the workspace holds the tests crate")?
+            .join("target/demo"),
+    };
+    println!(
+        "\n   Every hour the close function closes each period that has ended, plus the program's close delay. These months ended before the program's first configuration (stored today), which the schedule leaves alone, so here an operator closes them in order with the function's other input, {{\"program\": \"{PROGRAM}\", \"period\": …}}: the same close the schedule runs."
+    );
+    for (n, label) in labels.iter().enumerate() {
+        closing
+            .close_month(10 + n, label, n + 1 == labels.len())
+            .await?;
+    }
+    closing
+        .rerun(10 + labels.len(), labels.last().context("months")?)
+        .await
+}
+
+/// Sets a participant's enrolment date, as a migration of an existing program would: the
+/// enrolment route records the time of the call.
+async fn backdate_enrolment(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    participant: &str,
+    at: jiff::Timestamp,
+) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    dynamodb
+        .update_item()
+        .table_name(table)
+        .key(
+            "pk",
+            AttributeValue::S(format!("P#{PROGRAM}#{participant}")),
+        )
+        .key("sk", AttributeValue::S("PROFILE".to_owned()))
+        .update_expression("SET enrolled_at = :at")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":at", AttributeValue::S(at.to_string()))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+        .with_context(|| format!("backdating the enrolment of {participant}"))?;
     Ok(())
+}
+
+/// The sample program's boards and drawing the close sections show, found by what they rank.
+struct Sample {
+    /// The monthly board of participants by points.
+    monthly: String,
+    /// The monthly board of locations.
+    locations: String,
+    /// The quarterly board.
+    quarterly: String,
+    /// The monthly drawing.
+    drawing: String,
+    notice_below: i64,
+}
+
+impl Sample {
+    fn of(yaml: &str) -> anyhow::Result<Sample> {
+        let program: Value = serde_yaml_ng::from_str(yaml)?;
+        let boards = program["leaderboards"]
+            .as_array()
+            .context("the sample program has no leaderboards")?;
+        let board = |what: &str, wanted: &dyn Fn(&Value) -> bool| -> anyhow::Result<String> {
+            boards
+                .iter()
+                .find(|b| wanted(b))
+                .and_then(|b| b["id"].as_str())
+                .map(str::to_owned)
+                .with_context(|| format!("the sample program has no {what}"))
+        };
+        Ok(Sample {
+            monthly: board("monthly board of reps by points", &|b| {
+                b["period"] == "month" && b["metric"] == "points" && b.get("ranks").is_none()
+            })?,
+            locations: board("monthly board of locations", &|b| {
+                b["period"] == "month" && b["ranks"] == "locations"
+            })?,
+            quarterly: board("quarterly board", &|b| b["period"] == "quarter")?,
+            drawing: program["drawings"]
+                .as_array()
+                .and_then(|d| d.iter().find(|d| d["period"] == "month"))
+                .and_then(|d| d["id"].as_str())
+                .map(str::to_owned)
+                .context("the sample program has no monthly drawing")?,
+            notice_below: program["non_use"]["notice_below"]
+                .as_i64()
+                .context("the sample program has no non_use.notice_below")?,
+        })
+    }
+}
+
+/// What the close sections read and print with.
+struct Closing<'a> {
+    deployment: &'a Deployment,
+    admin: &'a ApiClient,
+    portal: &'a ApiClient,
+    reps: &'a [Rep],
+    names: HashMap<&'a str, &'a str>,
+    sample: Sample,
+    /// The program's first day.
+    launch: jiff::civil::Date,
+    /// The queue subscribed to the outbound topic.
+    outbound: String,
+    /// Where the reports are written.
+    reports: PathBuf,
+}
+
+impl Closing<'_> {
+    /// A rep as printed: name and id.
+    fn who(&self, id: &str) -> String {
+        match self.names.get(id) {
+            Some(name) => format!("{name} ({id})"),
+            None => id.to_owned(),
+        }
+    }
+
+    fn month_name(label: &str) -> anyhow::Result<String> {
+        let first: jiff::civil::Date = format!("{label}-01").parse()?;
+        Ok(first.strftime("%B %Y").to_string())
+    }
+
+    /// A GET that must answer 200. A 503 is asked again, as the API tells every client to.
+    async fn get(&self, client: &ApiClient, path: &str) -> anyhow::Result<Value> {
+        let mut attempts = 1;
+        loop {
+            let r = client.get(path).await?;
+            if r.status == 503 && attempts < 3 {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            anyhow::ensure!(r.status == 200, "GET {path}: {} {}", r.status, r.body);
+            return Ok(r.body);
+        }
+    }
+
+    async fn balances(&self) -> anyhow::Result<HashMap<String, i64>> {
+        let mut balances = HashMap::new();
+        for rep in self.reps {
+            let state = self
+                .deployment
+                .store
+                .participant(PROGRAM, &rep.id)
+                .await?
+                .context("enrolled")?;
+            balances.insert(rep.id.clone(), state.balance);
+        }
+        Ok(balances)
+    }
+
+    /// Invokes the close function for one period and prints what it did.
+    async fn close(&self, label: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let result = self.deployment.close_period(PROGRAM, label).await?;
+        let closed = &result["closed"][0];
+        anyhow::ensure!(
+            closed["resumed"] == false,
+            "{label} was closed before: {result}"
+        );
+        println!(
+            "   Close function {{\"program\": \"{PROGRAM}\", \"period\": \"{label}\"}}: {} participants read, the outcome decided and frozen, {} effects applied, in {:.1} s",
+            closed["participants"],
+            closed["applied_now"],
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// A month's close, shown step by step; `live_first` shows its live board before.
+    async fn close_month(&self, step: usize, label: &str, live_first: bool) -> anyhow::Result<()> {
+        println!("\n{step}. {} closes ({label})", Self::month_name(label)?);
+        let monthly = &self.sample.monthly;
+        let mut live_rows = Vec::new();
+        if live_first {
+            let path = format!("/v1/leaderboards/{monthly}?period={label}");
+            let live = self.get(self.portal, &path).await?;
+            anyhow::ensure!(live["final"] == false, "{label} is closed already: {live}");
+            println!(
+                "   Before the close, the portal's view: GET {path} (participants:read): \"final\": false, \"exact\": {}, live from the month index",
+                live["exact"]
+            );
+            live_rows = live["standings"][0]["rows"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            println!("     rank  rep                                  points");
+            for row in &live_rows {
+                println!(
+                    "     {:>4}  {:<36} {:>6}",
+                    row["rank"].as_u64().unwrap_or_default(),
+                    self.who(row["name"].as_str().unwrap_or_default()),
+                    row["score"].as_str().unwrap_or_default()
+                );
+            }
+            let locations = format!("/v1/leaderboards/{}?period={label}", self.sample.locations);
+            let r = self.portal.get(&locations).await?;
+            println!(
+                "     GET {locations}: {} {}: {}",
+                r.status,
+                r.body["title"].as_str().unwrap_or_default(),
+                r.body["detail"].as_str().unwrap_or_default()
+            );
+        }
+
+        let before = self.balances().await?;
+        self.close(label).await?;
+        self.deployment
+            .award
+            .wait_idle(Duration::from_secs(120))
+            .await?;
+        let report = self
+            .get(self.admin, &format!("/v1/reports/{label}"))
+            .await?;
+
+        let board = self
+            .get(
+                self.portal,
+                &format!("/v1/leaderboards/{monthly}?period={label}"),
+            )
+            .await?;
+        let places = board["awards"][0]["places"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        println!(
+            "   {} (final: frozen at the close)",
+            board["title"].as_str().unwrap_or(monthly)
+        );
+        println!("     place  rank  rep                                  points  award");
+        for place in &places {
+            println!(
+                "     {:>5}  {:>4}  {:<36} {:>6}  {}",
+                place["place"].as_u64().unwrap_or_default(),
+                place["rank"].as_u64().unwrap_or_default(),
+                self.who(place["name"].as_str().unwrap_or_default()),
+                place["score"].as_str().unwrap_or_default(),
+                place["award"].as_str().unwrap_or_default()
+            );
+        }
+        if live_first {
+            let frozen_rows = board["standings"][0]["rows"].as_array();
+            let same = frozen_rows.is_some_and(|rows| {
+                rows.iter()
+                    .zip(&live_rows)
+                    .all(|(f, l)| f["name"] == l["name"] && f["score"] == l["score"])
+            });
+            println!(
+                "     {}",
+                if same {
+                    "the same standings the live board showed before the close"
+                } else {
+                    "NOT the standings the live board showed before the close"
+                }
+            );
+        }
+        let after = self.balances().await?;
+        let credited: Vec<(&str, i64)> = before
+            .iter()
+            .filter_map(|(id, was)| {
+                let change = after.get(id)? - was;
+                (change != 0).then_some((id.as_str(), change))
+            })
+            .collect();
+        let total: i64 = credited.iter().map(|(_, change)| change).sum();
+        let locations = self
+            .get(
+                self.portal,
+                &format!("/v1/leaderboards/{}?period={label}", self.sample.locations),
+            )
+            .await?;
+        for place in locations["awards"][0]["places"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let location = place["name"].as_str().unwrap_or_default();
+            let members = self
+                .reps
+                .iter()
+                .filter(|r| r.location == location && credited.iter().any(|(id, _)| *id == r.id))
+                .count();
+            // The score is exact decimal text; a tenth of a point is enough to read.
+            let average: f64 = place["score"].as_str().unwrap_or_default().parse()?;
+            println!(
+                "   {}: {location}, {average:.1} points per rep: {} for each of its {members} competing reps",
+                locations["title"].as_str().unwrap_or_default(),
+                place["award"].as_str().unwrap_or_default()
+            );
+        }
+        println!(
+            "   Bonuses: {total} points credited to {} reps through the events queue and the award function (the report's bonuses: {})",
+            credited.len(),
+            report["points"]["bonuses"]
+        );
+        if let Some(winner) = places.first().and_then(|p| p["name"].as_str()) {
+            let event_id = format!("close:{label}:{monthly}");
+            let ledger = self.deployment.store.ledger(PROGRAM, winner).await?;
+            let entry = ledger
+                .iter()
+                .find(|r| r.event_id == event_id)
+                .with_context(|| format!("{winner} has no ledger entry {event_id}"))?;
+            println!(
+                "     {}: ledger entry {event_id}: {:+} points, \"{}\"; balance {} → {}",
+                self.who(winner),
+                entry.points,
+                entry.note.as_deref().unwrap_or_default(),
+                before[winner],
+                after[winner]
+            );
+        }
+
+        self.show_drawing(label).await?;
+        self.show_stick(label).await?;
+        self.write_report(label, &report).await?;
+
+        let first: jiff::civil::Date = format!("{label}-01").parse()?;
+        if first.month() % 3 == 0 {
+            self.close_quarter(first).await?;
+        }
+        Ok(())
+    }
+
+    /// The drawing's record and every page of its entrants, re-checked here.
+    async fn show_drawing(&self, label: &str) -> anyhow::Result<()> {
+        let drawing = &self.sample.drawing;
+        let first_page = format!("/v1/drawings/{drawing}/{label}");
+        let mut path = first_page.clone();
+        let mut record = None;
+        let mut entrants: Vec<Entrant> = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = self.get(self.admin, &path).await?;
+            if record.is_none() {
+                record = Some(serde_json::from_value::<DrawingRecord>(
+                    page["record"].clone(),
+                )?);
+            }
+            entrants.extend(serde_json::from_value::<Vec<Entrant>>(
+                page["entrants"].clone(),
+            )?);
+            pages += 1;
+            match page["next"].as_str() {
+                Some(next) => path = format!("{first_page}?after={next}"),
+                None => break,
+            }
+        }
+        let record = record.context("a drawing record")?;
+        println!(
+            "   Drawing {drawing}: {} entrants, {} tickets",
+            record.entrant_count, record.ticket_count
+        );
+        println!("     entrants SHA-256  {}", record.entrants_sha256);
+        println!("     seed commitment   {}", record.seed_commitment);
+        println!(
+            "     seed (revealed)   {}",
+            record.seed.as_deref().unwrap_or("none")
+        );
+        for winner in &record.winners {
+            println!(
+                "     won {:<20} {} with ticket {}",
+                winner.prize,
+                self.who(&winner.participant),
+                winner.ticket
+            );
+        }
+        let verification = verify(&record, &entrants);
+        println!(
+            "     carrot::domain::drawing::verify over the {} entrants of {pages} page{} of GET {first_page}:",
+            entrants.len(),
+            if pages == 1 { "" } else { "s" }
+        );
+        for check in &verification.checks {
+            println!(
+                "       {:<16} {:<6} {}",
+                check.name,
+                if check.passed { "passed" } else { "FAILED" },
+                check.detail
+            );
+        }
+        anyhow::ensure!(
+            verification.passed(),
+            "the drawing of {label} does not verify"
+        );
+        Ok(())
+    }
+
+    /// The notices on the notifications queue, the lists, the suspensions on the outbound
+    /// topic.
+    async fn show_stick(&self, label: &str) -> anyhow::Result<()> {
+        let notifications = self
+            .deployment
+            .drain_queue(self.deployment.resources.queue_url("NotificationsQueue"))
+            .await?;
+        let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+        for body in &notifications {
+            let request: Value = serde_json::from_str(body)?;
+            *by_kind
+                .entry(request["kind"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!(
+            "   Notification requests drained from the notifications queue: {} ({})",
+            notifications.len(),
+            kinds.join(", ")
+        );
+        let mut sizes = Vec::new();
+        let mut sanctioned: Vec<String> = Vec::new();
+        for list in ["zero-logins", "notices", "to-be-suspended", "sanctioned"] {
+            let first_page = format!("/v1/lists/{label}/{list}");
+            let mut path = first_page.clone();
+            let mut participants: Vec<String> = Vec::new();
+            loop {
+                let page = self.get(self.admin, &path).await?;
+                participants.extend(serde_json::from_value::<Vec<String>>(
+                    page["participants"].clone(),
+                )?);
+                match page["next"].as_str() {
+                    Some(next) => path = format!("{first_page}?after={next}"),
+                    None => break,
+                }
+            }
+            sizes.push(format!("{list} {}", participants.len()));
+            if list == "sanctioned" {
+                sanctioned = participants;
+            }
+        }
+        println!(
+            "   The stick (fewer than {} login days: a notice; none: a strike; a second strike suspends): GET /v1/lists/{label}/…: {}",
+            self.sample.notice_below,
+            sizes.join(", ")
+        );
+        let mut suspended = Vec::new();
+        for body in self.deployment.drain_queue(&self.outbound).await? {
+            let event: Value = serde_json::from_str(&body)?;
+            if event["type"] == "participant.suspended" {
+                suspended.push(event["participant"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        // Delivery is at least once: subscribers deduplicate.
+        suspended.sort();
+        suspended.dedup();
+        sanctioned.sort();
+        println!(
+            "   participant.suspended on the outbound topic (a queue subscribed before the closes): {}",
+            match suspended.len() {
+                0 if sanctioned.is_empty() => "none".to_owned(),
+                n if suspended == sanctioned => format!("{n}, the sanctioned list's reps"),
+                n => format!("{n}, NOT the sanctioned list's {} reps", sanctioned.len()),
+            }
+        );
+        for names in suspended.chunks(3) {
+            let names: Vec<String> = names.iter().map(|id| self.who(id)).collect();
+            println!("       {}", names.join(", "));
+        }
+        Ok(())
+    }
+
+    async fn write_report(&self, label: &str, report: &Value) -> anyhow::Result<()> {
+        let path = format!("/v1/reports/{label}/html");
+        let (status, content_type, page) = self.admin.get_text(&path).await?;
+        anyhow::ensure!(
+            status == 200 && content_type.starts_with("text/html"),
+            "GET {path}: {status} {content_type}"
+        );
+        std::fs::create_dir_all(&self.reports)
+            .with_context(|| format!("creating {}", self.reports.display()))?;
+        let html = self.reports.join(format!("report-{label}.html"));
+        let json = self.reports.join(format!("report-{label}.json"));
+        std::fs::write(&html, page).with_context(|| format!("writing {}", html.display()))?;
+        std::fs::write(&json, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("writing {}", json.display()))?;
+        println!(
+            "   Report (GET /v1/reports/{label} and …/html): open {} (JSON: {})",
+            html.display(),
+            json.display()
+        );
+        Ok(())
+    }
+
+    /// The quarter that ends with the month starting `first`: closed, its board shown.
+    async fn close_quarter(&self, first: jiff::civil::Date) -> anyhow::Result<()> {
+        let label = format!("{}-Q{}", first.year(), (first.month() - 1) / 3 + 1);
+        let starts = first.checked_sub(jiff::Span::new().months(2))?;
+        println!(
+            "   The quarter {label} ended with the month, and the program has a quarterly board: it closes too{}",
+            if starts < self.launch {
+                format!(" (the program started on {}, within it)", self.launch)
+            } else {
+                String::new()
+            }
+        );
+        self.close(&label).await?;
+        self.deployment
+            .award
+            .wait_idle(Duration::from_secs(120))
+            .await?;
+        let quarterly = &self.sample.quarterly;
+        let board = self
+            .get(
+                self.portal,
+                &format!("/v1/leaderboards/{quarterly}?period={label}"),
+            )
+            .await?;
+        println!(
+            "   {} ({}, final)",
+            board["title"].as_str().unwrap_or(quarterly),
+            board["metric"].as_str().unwrap_or_default()
+        );
+        println!("     place  rank  rep                                  days  award");
+        for place in board["awards"][0]["places"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "     {:>5}  {:>4}  {:<36} {:>4}  {}",
+                place["place"].as_u64().unwrap_or_default(),
+                place["rank"].as_u64().unwrap_or_default(),
+                self.who(place["name"].as_str().unwrap_or_default()),
+                place["score"].as_str().unwrap_or_default(),
+                place["award"].as_str().unwrap_or_default()
+            );
+        }
+        let report = self
+            .get(self.admin, &format!("/v1/reports/{label}"))
+            .await?;
+        self.write_report(&label, &report).await
+    }
+
+    /// The hourly schedule runs, and the last close is run again: neither changes anything.
+    async fn rerun(&self, step: usize, label: &str) -> anyhow::Result<()> {
+        let before = self.balances().await?;
+        let ticked = self.deployment.tick().await?;
+        let again = self.deployment.close_period(PROGRAM, label).await?;
+        self.deployment
+            .award
+            .wait_idle(Duration::from_secs(60))
+            .await?;
+        let closed = &again["closed"][0];
+        anyhow::ensure!(
+            closed["resumed"] == true && closed["applied_now"] == 0,
+            "a rerun of {label} did something: {again}"
+        );
+        let notices = self
+            .deployment
+            .drain_queue(self.deployment.resources.queue_url("NotificationsQueue"))
+            .await?;
+        let published = self.deployment.drain_queue(&self.outbound).await?;
+        let moved = self
+            .balances()
+            .await?
+            .iter()
+            .filter(|(id, balance)| before.get(*id) != Some(*balance))
+            .count();
+        println!("\n{step}. Running again changes nothing");
+        println!(
+            "   deployment.tick(), the hourly schedule's invocation {{\"job\": \"close-due\"}}: {ticked} (the last month, quarter and year that ended, the periods it would close, all ended before the program's first configuration)"
+        );
+        println!(
+            "   The {label} close again: resumed {}, {} of its {} effects applied now",
+            closed["resumed"], closed["applied_now"], closed["effects"]
+        );
+        println!(
+            "   Since then: {} notification requests, {} outbound events, {moved} balances changed",
+            notices.len(),
+            published.len()
+        );
+        anyhow::ensure!(
+            notices.is_empty() && published.is_empty() && moved == 0,
+            "a rerun sent or credited something"
+        );
+        Ok(())
+    }
 }
 
 /// The sample program with its December sprint started today (the campaign's version 2): from
