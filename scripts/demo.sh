@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: installs the local stack's pieces if needed, then runs a month of a channel
-# program through Carrot's real handlers on DynamoDB Local and moto (loopback only).
+# The demo: installs the local stack's pieces if needed, then runs three months of a channel
+# program and their close through Carrot's real handlers on DynamoDB Local and moto (loopback
+# only). The close's reports are written to target/demo/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
