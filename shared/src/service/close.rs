@@ -37,6 +37,8 @@ use std::collections::HashMap;
 
 /// Effects applied between checkpoints.
 const CHECKPOINT_EVERY: usize = 200;
+/// Queue senders at once while applying effects.
+const SENDERS: usize = 4;
 /// Entries of a list document per page, so each page stays far under DynamoDB's 400 KB.
 pub const LIST_PAGE: usize = 2_000;
 /// Bytes of the frozen outcome per stored part.
@@ -810,17 +812,19 @@ where
     }
 }
 
-/// Sends messages in SQS batches of 10, each batch its own task; a task fails if any of its
-/// messages was not accepted, so the effects' checkpoint moves only past what was sent.
+/// Sends messages over a few tasks at once, each sending its share in SQS batches of 10; a
+/// task fails if any of its messages was not accepted, so the effects' checkpoint moves only
+/// past what was sent. A few is enough to hide latency without flooding the queue's consumer.
 fn spawn_sends<Q: EventQueue + Clone + 'static>(
     tasks: &mut tokio::task::JoinSet<Result<(), PortError>>,
     queue: &Q,
     messages: Vec<QueueMessage>,
 ) {
-    for batch in messages.chunks(10) {
-        let (queue, batch) = (queue.clone(), batch.to_vec());
+    let share = messages.len().div_ceil(SENDERS).max(1);
+    for part in messages.chunks(share) {
+        let (queue, part) = (queue.clone(), part.to_vec());
         tasks.spawn(async move {
-            for result in queue.send(&batch).await {
+            for result in queue.send(&part).await {
                 result?;
             }
             Ok(())
