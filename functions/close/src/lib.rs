@@ -21,8 +21,8 @@ impl<S, P, Q, N, O, C> Close<S, P, Q, N, O, C>
 where
     S: CloseStore + StatsReader + Clone + 'static,
     P: ProgramReader,
-    Q: EventQueue + Clone + 'static,
-    N: EventQueue + Clone + 'static,
+    Q: EventQueue,
+    N: EventQueue,
     O: Outbound,
     C: Clock,
 {

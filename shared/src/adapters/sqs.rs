@@ -9,7 +9,6 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 const MAX_ENTRIES: usize = 10;
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-#[derive(Clone)]
 pub struct SqsEventQueue {
     client: Client,
     queue_url: String,

@@ -37,8 +37,6 @@ use std::collections::HashMap;
 
 /// Effects applied between checkpoints.
 const CHECKPOINT_EVERY: usize = 200;
-/// Queue senders at once while applying effects.
-const SENDERS: usize = 4;
 /// Entries of a list document per page, so each page stays far under DynamoDB's 400 KB.
 pub const LIST_PAGE: usize = 2_000;
 /// Bytes of the frozen outcome per stored part.
@@ -127,8 +125,8 @@ impl<S, P, Q, N, O, C> CloseJob<S, P, Q, N, O, C>
 where
     S: CloseStore + StatsReader + Clone + 'static,
     P: ProgramReader,
-    Q: EventQueue + Clone + 'static,
-    N: EventQueue + Clone + 'static,
+    Q: EventQueue,
+    N: EventQueue,
     O: Outbound,
     C: Clock,
 {
@@ -448,9 +446,7 @@ where
         Ok(drawn)
     }
 
-    /// Applies a chunk of effects: profile updates and queue batches run concurrently (each
-    /// is idempotent, so their order within the chunk does not matter); the chunk is done
-    /// only when every one of them succeeded.
+    /// Applies a chunk of effects in order; the chunk is done only when every one succeeded.
     async fn apply(
         &self,
         program: &Program,
@@ -459,7 +455,6 @@ where
         state: &CloseState,
     ) -> Result<(), CloseError> {
         let now = self.clock.now();
-        let mut tasks = tokio::task::JoinSet::new();
         let mut credits = Vec::new();
         let mut notices = Vec::new();
         for effect in effects {
@@ -491,21 +486,14 @@ where
                     });
                 }
                 Effect::Strike { participant } => {
-                    let (store, id, participant, label) = (
-                        self.store.clone(),
-                        program.id.clone(),
-                        participant.clone(),
-                        period.label.clone(),
-                    );
-                    tasks.spawn(async move {
-                        store.strike(&id, &participant, &label).await.map(|_| ())
-                    });
+                    self.store
+                        .strike(&program.id, participant, &period.label)
+                        .await?;
                 }
                 Effect::Sanction {
                     participant,
                     sanction,
                 } => {
-                    // Rare (a second strike): in order, the status before the event about it.
                     self.store
                         .sanction(&program.id, participant, sanction.status(), &period.label)
                         .await?;
@@ -551,21 +539,13 @@ where
                 }
             }
         }
-        spawn_sends(&mut tasks, &self.events, credits);
-        spawn_sends(&mut tasks, &self.notifications, notices);
-        let mut failure = None;
-        while let Some(done) = tasks.join_next().await {
-            if let Err(error) = done
-                .map_err(|e| PortError::Transient(e.to_string()))
-                .and_then(|r| r)
-            {
-                failure.get_or_insert(error);
-            }
+        for (queue, messages) in [
+            (&self.events as &dyn SendAll, credits),
+            (&self.notifications as &dyn SendAll, notices),
+        ] {
+            queue.send_all(messages).await?;
         }
-        match failure {
-            Some(error) => Err(error.into()),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Stores the standings, the lists and the report.
@@ -812,23 +792,28 @@ where
     }
 }
 
-/// Sends messages over a few tasks at once, each sending its share in SQS batches of 10; a
-/// task fails if any of its messages was not accepted, so the effects' checkpoint moves only
-/// past what was sent. A few is enough to hide latency without flooding the queue's consumer.
-fn spawn_sends<Q: EventQueue + Clone + 'static>(
-    tasks: &mut tokio::task::JoinSet<Result<(), PortError>>,
-    queue: &Q,
-    messages: Vec<QueueMessage>,
-) {
-    let share = messages.len().div_ceil(SENDERS).max(1);
-    for part in messages.chunks(share) {
-        let (queue, part) = (queue.clone(), part.to_vec());
-        tasks.spawn(async move {
-            for result in queue.send(&part).await {
+/// Sends every message or fails: the effects' checkpoint moves only past what was sent.
+trait SendAll: Sync {
+    fn send_all(
+        &self,
+        messages: Vec<QueueMessage>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), PortError>> + Send + '_>>;
+}
+
+impl<Q: EventQueue> SendAll for Q {
+    fn send_all(
+        &self,
+        messages: Vec<QueueMessage>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), PortError>> + Send + '_>> {
+        Box::pin(async move {
+            if messages.is_empty() {
+                return Ok(());
+            }
+            for result in self.send(&messages).await {
                 result?;
             }
             Ok(())
-        });
+        })
     }
 }
 
