@@ -90,23 +90,37 @@ impl Metric {
             }
             Some(Some("points")) => Some(Metric::Points),
             Some(Some("login_days")) => Some(Metric::LoginDays),
-            Some(Some("events")) => match events.and_then(Value::as_array) {
-                Some(types) if !types.is_empty() && types.iter().all(is_event_type) => {
-                    return Some(Metric::Events(
-                        types
-                            .iter()
-                            .filter_map(|t| t.as_str().map(str::to_owned))
-                            .collect(),
-                    ));
-                }
-                _ => {
-                    errors.push(
-                        f.at("events"),
-                        "is required with metric \"events\": a non-empty list of event types",
-                    );
-                    None
-                }
-            },
+            Some(Some("events")) => {
+                return match events {
+                    None => {
+                        errors.push(
+                            f.at("events"),
+                            "is required with metric \"events\": a non-empty list of event types",
+                        );
+                        None
+                    }
+                    Some(Value::Array(types)) if !types.is_empty() => {
+                        let mut counted = Vec::new();
+                        for (i, t) in types.iter().enumerate() {
+                            match t.as_str().filter(|_| is_event_type(t)) {
+                                Some(t) => counted.push(t.to_owned()),
+                                None => errors.push(
+                                    format!("{}[{i}]", f.at("events")),
+                                    format!("must be an event type (1 to 64 printable ASCII characters without spaces), got {t}"),
+                                ),
+                            }
+                        }
+                        (counted.len() == types.len()).then_some(Metric::Events(counted))
+                    }
+                    Some(other) => {
+                        errors.push(
+                            f.at("events"),
+                            format!("must be a non-empty list of event types, got {other}"),
+                        );
+                        None
+                    }
+                };
+            }
             Some(_) => {
                 errors.push(
                     f.at("metric"),
