@@ -6,7 +6,7 @@
 use super::drawing::{Entrant, Prize};
 use super::error::FieldErrors;
 use super::program::Program;
-use super::rules::{Fields, Period, check_rule_id};
+use super::rules::{Fields, Period};
 use super::standings::{Board, Grouping, Metric, Placed, Placing, Standings, Totals};
 use super::stick::{Conduct, NonUse, Verdict, months_between};
 use jiff::civil::Date;
@@ -125,12 +125,7 @@ impl DrawingConfig {
             ],
             errors,
         )?;
-        let id = f.text("id", true, errors);
-        if let Some(id) = &id
-            && let Err(reason) = check_rule_id(id)
-        {
-            errors.push(f.at("id"), reason);
-        }
+        let id = f.id("id", errors);
         let title = f.text("title", false, errors);
         let period = f.period(
             "period",

@@ -332,6 +332,18 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A required id (`check_rule_id`); an ill-formed one is reported and still returned, so
+    /// references to it are not reported as well.
+    pub fn id(&self, key: &str, errors: &mut FieldErrors) -> Option<String> {
+        let id = self.text(key, true, errors);
+        if let Some(id) = &id
+            && let Err(reason) = check_rule_id(id)
+        {
+            errors.push(self.at(key), reason);
+        }
+        id
+    }
+
     pub fn int(
         &self,
         key: &str,
@@ -572,12 +584,7 @@ const RULE_FIELDS: [&str; 12] = [
 pub(crate) fn parse_rule(value: &Value, path: &str, errors: &mut FieldErrors) -> Option<Rule> {
     let before = errors.0.len();
     let f = Fields::of(value, path, &RULE_FIELDS, errors)?;
-    let id = f.text("id", true, errors);
-    if let Some(id) = &id
-        && let Err(reason) = check_rule_id(id)
-    {
-        errors.push(f.at("id"), reason);
-    }
+    let id = f.id("id", errors);
     let version = f.int("version", 1..=1_000_000, false, errors).unwrap_or(1) as u32;
     let description = f.text("description", false, errors);
     let when = match f.get("when") {
@@ -1040,12 +1047,7 @@ pub(crate) fn parse_campaign(
 ) -> Option<Campaign> {
     let before = errors.0.len();
     let f = Fields::of(value, path, &CAMPAIGN_FIELDS, errors)?;
-    let id = f.text("id", true, errors);
-    if let Some(id) = &id
-        && let Err(reason) = check_rule_id(id)
-    {
-        errors.push(f.at("id"), reason);
-    }
+    let id = f.id("id", errors);
     let version = f.int("version", 1..=1_000_000, false, errors).unwrap_or(1) as u32;
     let description = f.text("description", false, errors);
     let from = f.time("from", errors);
@@ -1112,12 +1114,7 @@ pub(crate) fn parse_budget(value: &Value, path: &str, errors: &mut FieldErrors) 
         &["id", "description", "rules", "per", "points", "shards"],
         errors,
     )?;
-    let id = f.text("id", true, errors);
-    if let Some(id) = &id
-        && let Err(reason) = check_rule_id(id)
-    {
-        errors.push(f.at("id"), reason);
-    }
+    let id = f.id("id", errors);
     let description = f.text("description", false, errors);
     let rules = f.ids("rules", errors);
     let per = f.period(

@@ -6,7 +6,7 @@
 //! from the ledger and are asked for only for such ties (see `Standings::ties_to_break`).
 
 use super::error::FieldErrors;
-use super::rules::{Fields, Period, check_rule_id};
+use super::rules::{Fields, Period};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -265,12 +265,7 @@ impl Board {
             ],
             errors,
         )?;
-        let id = f.text("id", true, errors);
-        if let Some(id) = &id
-            && let Err(reason) = check_rule_id(id)
-        {
-            errors.push(f.at("id"), reason);
-        }
+        let id = f.id("id", errors);
         let title = f.text("title", false, errors);
         let period = f.period(
             "period",
