@@ -1,6 +1,6 @@
 //! `carrot`, the admin CLI: `validate`, `diff` and `push` a program configuration,
-//! `backtest` it on historical events without touching any table, and `draw verify` a prize
-//! drawing. The reference is docs/cli.md.
+//! `backtest` it on historical events without touching any table, `draw verify` a prize
+//! drawing, and `preview` a message template. The reference is docs/cli.md.
 
 /// Prints a line to stdout. A closed pipe (`carrot backtest … | head`) is not an error: the
 /// reader has what it wanted.
@@ -16,6 +16,7 @@ mod describe;
 mod diff;
 mod draw;
 mod files;
+mod preview;
 mod table;
 
 use anyhow::Context;
@@ -45,6 +46,10 @@ Usage:
   carrot draw verify <program> <drawing> <period>
   carrot draw verify --file <record.json>
                                   recompute a prize drawing and check its record
+  carrot preview <kind> --program <config.yaml> --participant <participant.json>
+                 [--recipient manager] [--locale sv] [--data <data.json>]
+                 --out <file.html|file.eml>
+                                  render a message template for a participant to a file
   carrot help [<command>]         this text, or a command's
 
 diff, push and draw verify (without --file) talk to the admin API: set CARROT_URL,
@@ -102,6 +107,20 @@ of another program; it needs CARROT_URL, CARROT_KEY_ID and CARROT_SECRET. --file
 export, {\"record\": …, \"entrants\": […]}, with no connection. See docs/drawings.md.
 ";
 
+const PREVIEW: &str = "\
+carrot preview <kind> --program <config.yaml> --participant <participant.json>
+               [--recipient manager] [--locale sv] [--data <data.json>]
+               --out <file.html|file.eml>
+
+Renders the message template <kind> (digest, journey.welcome, non_use.notice, ...) as the
+sender would for the participant whose profile the JSON file holds (the body of PUT
+/v1/participants/{participant}), with the program's notifications section. --data is the
+request's data (default: a realistic sample of the kind); --locale overrides the
+participant's; --recipient manager previews mail to their manager. --out x.html writes a page
+with the subject, the email, its plain text and the SMS; --out x.eml writes the whole MIME
+message. Needs no connection. The kinds and their data are in docs/notifications.md.
+";
+
 enum Command {
     Help(&'static str),
     Validate(PathBuf),
@@ -109,6 +128,7 @@ enum Command {
     Push(PathBuf),
     Backtest(BacktestArgs),
     DrawVerify(DrawSource),
+    Preview(preview::PreviewArgs),
 }
 
 /// Where `draw verify` reads the drawing from.
@@ -157,6 +177,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         "push" => Ok(Command::Help(PUSH)),
         "backtest" => Ok(Command::Help(BACKTEST)),
         "draw" => Ok(Command::Help(DRAW)),
+        "preview" => Ok(Command::Help(PREVIEW)),
         other => Err(format!("unknown command {other:?}")),
     };
     if matches!(name.as_str(), "help" | "--help" | "-h") {
@@ -179,6 +200,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         "push" => config().map(Command::Push),
         "backtest" => parse_backtest(rest).map(Command::Backtest),
         "draw" => parse_draw(rest).map(Command::DrawVerify),
+        "preview" => preview::parse(rest).map(Command::Preview),
         other => Err(format!("unknown command {other:?}")),
     }
 }
@@ -273,6 +295,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             drawing,
             period,
         }) => runtime()?.block_on(draw::verify_remote(&program, &drawing, &period)),
+        Command::Preview(args) => preview::preview(&args),
     }
 }
 

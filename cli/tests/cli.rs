@@ -297,6 +297,190 @@ fn backtest_reads_csv_events_and_a_json_lines_roster() {
     );
 }
 
+/// The profile of events/admin/put_participant.json, as `PUT /v1/participants/rep-anna`
+/// takes it: Swedish, with a manager.
+fn anna() -> Scratch {
+    let request: Value =
+        serde_json::from_str(include_str!("../../events/admin/put_participant.json")).unwrap();
+    scratch("rep-anna.json", request["body"].as_str().unwrap())
+}
+
+#[test]
+fn preview_writes_a_page_with_the_email_its_text_and_the_sms() {
+    let program = repo("events/admin/program.yaml");
+    let participant = anna();
+    let out = Scratch(
+        std::env::temp_dir().join(format!("carrot-cli-{}-digest.html", std::process::id())),
+    );
+    let run = carrot(
+        &[
+            "preview",
+            "digest",
+            "--program",
+            program.to_str().unwrap(),
+            "--participant",
+            participant.path(),
+            "--out",
+            out.path(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("digest in sv to anna.berg@nordic-dealer.example"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("subject: Anna, din vecka 47 i ACME Channel Stars: +120 poäng")
+    );
+    assert!(run.stdout.contains("GSM-7, 1 part"), "{}", run.stdout);
+    let page = std::fs::read_to_string(&out.0).unwrap();
+    assert!(page.contains("<h2 style=\"font-size:16px;margin:0 0 8px 0;\">Email</h2>"));
+    assert!(
+        page.contains("Här är din vecka 47 i ACME Channel Stars."),
+        "the email"
+    );
+    assert!(
+        page.contains("Ditt saldo: 1\u{a0}234 poäng"),
+        "the plain text"
+    );
+    assert!(page.contains("Svara STOP för att avsluta."), "the SMS");
+    assert!(!page.contains("<iframe") && !page.contains("<script"));
+
+    // In English, with data of one's own.
+    let data = scratch(
+        "near-miss.json",
+        r#"{"title": "Monthly login drawing", "have": 9, "need": 10, "missing": 1, "days_left": 2, "metric": "login_days"}"#,
+    );
+    let run = carrot(
+        &[
+            "preview",
+            "near_miss.drawing",
+            "--program",
+            program.to_str().unwrap(),
+            "--participant",
+            participant.path(),
+            "--locale",
+            "en",
+            "--data",
+            data.path(),
+            "--out",
+            out.path(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("subject: Anna, 1 more login day and you're in the Monthly login drawing"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn preview_writes_the_whole_email_for_the_manager() {
+    let program = repo("events/admin/program.yaml");
+    let participant = anna();
+    let out = Scratch(
+        std::env::temp_dir().join(format!("carrot-cli-{}-manager.eml", std::process::id())),
+    );
+    let run = carrot(
+        &[
+            "preview",
+            "non_use.manager",
+            "--program",
+            program.to_str().unwrap(),
+            "--participant",
+            participant.path(),
+            "--recipient",
+            "manager",
+            "--out",
+            out.path(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let eml = std::fs::read_to_string(&out.0).unwrap();
+    assert!(eml.starts_with("From: \"ACME Channel Stars\" <notifications@carrot.invalid>\r\n"));
+    assert!(eml.contains("\r\nTo: <erik.lund@nordic-dealer.example>\r\n"));
+    assert!(eml.contains("\r\nContent-Type: multipart/alternative;"));
+    assert!(eml.contains("Content-Type: text/plain; charset=UTF-8"));
+    assert!(eml.contains("Content-Type: text/html; charset=UTF-8"));
+    assert!(
+        !eml.contains("List-Unsubscribe"),
+        "a notice has no unsubscribe link"
+    );
+    // The subject names the rep, in Swedish: an encoded word.
+    assert!(eml.contains("\r\nSubject: =?UTF-8?B?"), "{eml}");
+}
+
+#[test]
+fn preview_refuses_what_it_cannot_render() {
+    let program = repo("events/admin/program.yaml");
+    let participant = anna();
+    let args = |kind: &str, participant: &str, extra: &[&str]| {
+        let mut args = vec![
+            "preview".to_owned(),
+            kind.to_owned(),
+            "--program".to_owned(),
+            program.to_str().unwrap().to_owned(),
+            "--participant".to_owned(),
+            participant.to_owned(),
+            "--out".to_owned(),
+            std::env::temp_dir()
+                .join(format!("carrot-cli-{}-refused.html", std::process::id()))
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let run_with = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        carrot(&args, &[])
+    };
+    let run = run_with(args("journey.nope", participant.path(), &[]));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("unknown kind \"journey.nope\"; the kinds are non_use.notice")
+    );
+    let broken = scratch("rep-broken.json", r#"{"name": "Anna", "email": "nope"}"#);
+    let run = run_with(args("digest", broken.path(), &[]));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("email: must be an e-mail address"),
+        "{}",
+        run.stdout
+    );
+    let run = run_with(args(
+        "digest",
+        participant.path(),
+        &["--recipient", "manager"],
+    ));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("digest is not sent to a manager"),
+        "{}",
+        run.stdout
+    );
+    let run = carrot(&["preview", "digest", "--program", "x.yaml"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("preview needs --participant"),
+        "{}",
+        run.stderr
+    );
+    let run = carrot(&["preview", "--help"], &[]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.starts_with("carrot preview <kind>"));
+}
+
 /// Runs the binary off the async runtime that serves the local API.
 async fn carrot_async(args: Vec<String>, env: Vec<(String, String)>) -> Run {
     tokio::task::spawn_blocking(move || {

@@ -248,6 +248,7 @@ fn members(count: usize) -> Vec<Member> {
                 status: status.to_owned(),
                 enrolled_at,
                 has_manager: rng.random_bool(0.85),
+                segment: None,
                 totals: Totals {
                     points,
                     login_days,

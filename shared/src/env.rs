@@ -21,3 +21,8 @@ pub fn required(name: &'static str) -> Result<String, EnvError> {
         }),
     }
 }
+
+/// An optional variable: `None` when unset or empty (a template parameter left blank).
+pub fn optional(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}

@@ -393,3 +393,262 @@ pub trait LiveIndex: Send + Sync {
         period: &crate::domain::close::ClosePeriod,
     ) -> impl Future<Output = Result<Vec<crate::domain::close::Member>, PortError>> + Send;
 }
+
+// ---------------------------------------------------------------------------------------
+// Notifications: the sender (`service::notify`), its feedback path, deferrals, preferences.
+
+/// One email ready for the wire: the whole MIME message, headers included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub from: String,
+    pub to: String,
+    pub raw_mime: Vec<u8>,
+    /// Message tags (SES), echoed in its bounce, complaint, delivery and open events. Names
+    /// and values are `[A-Za-z0-9_-]`.
+    pub tags: Vec<(String, String)>,
+}
+
+pub trait Mailer: Send + Sync {
+    /// Hands the email to the provider; returns the provider's message id.
+    fn send_email(
+        &self,
+        email: &OutgoingEmail,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+}
+
+pub trait SmsSender: Send + Sync {
+    /// Whether the number replied STOP (the provider's opt-out list).
+    fn opted_out(&self, phone: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// Sends one text; `promotional` picks the provider's promotional route (nudges) over the
+    /// transactional one (notices). Returns the provider's message id.
+    fn send_sms(
+        &self,
+        phone: &str,
+        text: &str,
+        promotional: bool,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+}
+
+pub use crate::domain::message::{
+    Claim, DeliveryEntry, DeliveryStatus, Feedback, KindStats, Preferences,
+};
+
+/// What the sender reads and writes: the recipient, the delivery log (one entry per
+/// request id: the idempotency key), the weekly nudge counter and deferrals.
+pub trait DeliveryStore: Send + Sync {
+    /// The participant (profile, status) and their preferences; `None` if not enrolled.
+    fn recipient(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> impl Future<Output = Result<Option<(ParticipantState, Preferences)>, PortError>> + Send;
+
+    fn delivery(
+        &self,
+        program: &str,
+        participant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<DeliveryEntry>, PortError>> + Send;
+
+    /// Claims `entry.id` for sending (status `Sending`): succeeds when no entry exists or the
+    /// existing one is `Deferred`; with `cap = Some((week, max))` also counts one nudge in
+    /// that week, only while fewer than `max` were counted, in the same transaction.
+    fn claim(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+        cap: Option<(&str, u32)>,
+    ) -> impl Future<Output = Result<Claim, PortError>> + Send;
+
+    /// Gives a claim back after the provider refused or failed: deletes the `Sending` entry
+    /// (only if it is still this claim, `entry.status`) and takes back the nudge it counted.
+    fn unclaim(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+        cap: Option<(&str, u32)>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Marks a claimed entry `Sent` and counts it in the program's message statistics.
+    fn mark_sent(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Records a final `Skipped` entry unless an entry exists (then `ConditionFailed`).
+    fn skip(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Records a `Deferred` entry and keeps `request` (the queue message) until `until`, in
+    /// one transaction; `ConditionFailed` if an entry other than `Deferred` exists.
+    fn defer(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+        request: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A request kept until its quiet hours end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred {
+    /// The store's key for `release`.
+    pub key: String,
+    pub request: String,
+}
+
+pub trait DeferralStore: Send + Sync {
+    /// Deferred requests of `program` due at `now`, oldest first, at most `limit`.
+    fn due(
+        &self,
+        program: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Deferred>, PortError>> + Send;
+
+    /// Forgets a deferred request once it is back on the queue.
+    fn release(
+        &self,
+        program: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+pub trait FeedbackStore: Send + Sync {
+    /// Records a delivery, open, bounce or complaint on the message's log entry (once per
+    /// kind of feedback), counts it in the statistics, and on a permanent bounce or a
+    /// complaint suppresses the address.
+    fn record(&self, feedback: &Feedback) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+pub trait PreferenceStore: Send + Sync {
+    fn preferences(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> impl Future<Output = Result<Preferences, PortError>> + Send;
+
+    /// Stores the participant's preferences (whole); `ConditionFailed` if not enrolled.
+    fn set_preferences(
+        &self,
+        program: &str,
+        participant: &str,
+        preferences: &Preferences,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// The participant's delivery log, newest first.
+    fn deliveries(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> impl Future<Output = Result<Vec<DeliveryEntry>, PortError>> + Send;
+
+    /// Sent, delivered, opened, bounced and complained counts per message kind in a month.
+    fn message_stats(
+        &self,
+        program: &str,
+        month: &str,
+    ) -> impl Future<Output = Result<Vec<KindStats>, PortError>> + Send;
+}
+
+/// The secret that signs unsubscribe links (Secrets Manager in production).
+pub trait TokenSecret: Send + Sync {
+    fn secret(&self) -> impl Future<Output = Result<Arc<Vec<u8>>, PortError>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------
+// The daily engagement run (`service::engage`).
+
+/// A member as the daily run sees them. The run's own state is kept as JSON documents on
+/// the participant (`engagement`, `journey`), which only the run writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngageMember {
+    pub state: ParticipantState,
+    /// The profile's counters (wallet lots, strikes).
+    pub counters: std::collections::HashMap<String, i64>,
+    pub engagement: Option<String>,
+    pub journey: Option<String>,
+    /// The months asked for that have an item.
+    pub months: Vec<MonthStats>,
+}
+
+/// A change of segment, kept in the participant's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SegmentChange {
+    /// The local date of the run that saw it.
+    pub date: String,
+    pub from: Option<String>,
+    pub to: String,
+}
+
+/// Where a day's run stands: the roster shards whose members are done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngageRun {
+    pub shards_done: u8,
+    pub done: bool,
+}
+
+pub trait EngageStore: Send + Sync {
+    /// One page of participant ids of a roster shard (as `CloseStore::roster`).
+    fn roster(
+        &self,
+        program: &str,
+        shard: u8,
+        after: Option<String>,
+    ) -> impl Future<Output = Result<(Vec<String>, Option<String>), PortError>> + Send;
+
+    /// The members among `participants`, with the month items of `months`.
+    fn members(
+        &self,
+        program: &str,
+        participants: &[String],
+        months: &[String],
+    ) -> impl Future<Output = Result<Vec<EngageMember>, PortError>> + Send;
+
+    /// Stores the run's state on the participant, and a segment change with its history
+    /// item, in one transaction.
+    fn save(
+        &self,
+        program: &str,
+        participant: &str,
+        engagement: &str,
+        journey: &str,
+        change: Option<&SegmentChange>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// The participant's segment changes, oldest first.
+    fn segment_history(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> impl Future<Output = Result<Vec<SegmentChange>, PortError>> + Send;
+
+    fn run(
+        &self,
+        program: &str,
+        day: &str,
+    ) -> impl Future<Output = Result<Option<EngageRun>, PortError>> + Send;
+
+    fn checkpoint(
+        &self,
+        program: &str,
+        day: &str,
+        run: &EngageRun,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}

@@ -5,9 +5,12 @@
 //! - [`LocalStack::start_or_reuse`]: one stack per process (tests in one test binary share it).
 //!   Reuses `CARROT_DYNAMODB_ENDPOINT` and `CARROT_MOTO_ENDPOINT` when both are set.
 //! - [`LocalStack::start_owned`]: a stack of its own, stopped when dropped (the demo).
-//! - [`LocalStack::provision`]: every table, queue and topic of the template under a unique
-//!   prefix, so tests run in parallel against one stack. Schedules are not created: the local
-//!   runner plays the scheduler and invokes their targets itself.
+//! - [`LocalStack::provision`]: every table, queue, topic (with its queue subscriptions),
+//!   secret and SES configuration set of the template under a unique prefix, and a verified
+//!   sender address of its own, so tests run in parallel against one stack. Schedules are not
+//!   created: the local runner plays the scheduler and invokes their targets itself.
+//! - [`LocalStack::sent_emails`] and [`LocalStack::sent_sms`]: what moto's SES v2 and SNS
+//!   recorded as sent.
 //! - [`LocalStack::subscribe_queue`]: a queue subscribed to a topic, so tests read what is
 //!   published there with plain SQS ReceiveMessage.
 //!
@@ -41,7 +44,8 @@ use aws_sdk_dynamodb::types as ddb;
 use aws_sdk_sqs::types::QueueAttributeName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::template::{IndexDef, KeyElement, Template, TemplateValue, Throughput};
+use crate::template::{IndexDef, KeyElement, SecretValue, Template, TemplateValue, Throughput};
+use rand::Rng;
 
 /// The region every local client uses.
 pub const REGION: &str = "eu-north-1";
@@ -277,15 +281,104 @@ impl LocalStack {
         aws_sdk_secretsmanager::Client::from_conf(conf)
     }
 
-    /// Creates every table, queue and topic of `infra/template.yaml`, named
+    /// A new SES (API v2) client for moto.
+    pub fn sesv2_client(&self) -> aws_sdk_sesv2::Client {
+        let conf = aws_sdk_sesv2::config::Builder::from(&self.sdk_config)
+            .endpoint_url(&self.moto_endpoint)
+            .build();
+        aws_sdk_sesv2::Client::from_conf(conf)
+    }
+
+    /// Every email moto's SES accepted since it started, in sending order, from every
+    /// deployment on this stack: pick a deployment's by its sender
+    /// ([`Resources::sender_email`]).
+    pub async fn sent_emails(&self) -> anyhow::Result<Vec<SentEmail>> {
+        let data = self.moto_data().await?;
+        data["ses"]["RawMessage"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                let text = |name: &str| {
+                    m[name]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| anyhow!("moto's SES RawMessage has no {name}: {m}"))
+                };
+                let mut to: Vec<String> = Vec::new();
+                // moto adds the message's To header to the API's destinations: keep each
+                // address once, without a display name.
+                for destination in m["destinations"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    let address = bare_address(destination.as_str().unwrap_or_default());
+                    if !address.is_empty() && !to.contains(&address) {
+                        to.push(address);
+                    }
+                }
+                Ok(SentEmail {
+                    id: text("id")?,
+                    from: text("source")?,
+                    to,
+                    raw: text("raw_data")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every text message moto's SNS accepted since it started, in sending order, from every
+    /// deployment on this stack: pick a test's by its phone numbers.
+    pub async fn sent_sms(&self) -> anyhow::Result<Vec<SentSms>> {
+        let data = self.moto_data().await?;
+        data["sns"]["SMS"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                let text = |name: &str| {
+                    m[name]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| anyhow!("moto's SNS SMS has no {name}: {m}"))
+                };
+                Ok(SentSms {
+                    id: text("message_id")?,
+                    phone: text("phone_number")?,
+                    message: text("message")?,
+                })
+            })
+            .collect()
+    }
+
+    /// moto's whole in-memory state (`/moto-api/data.json`): every model instance of every
+    /// service, as JSON.
+    async fn moto_data(&self) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}/moto-api/data.json", self.moto_endpoint);
+        let response = crate::runner::http_request("GET", &url, &[], Vec::new()).await?;
+        anyhow::ensure!(
+            response.status == 200,
+            "GET {url}: {} {}",
+            response.status,
+            response.text()
+        );
+        response.json().with_context(|| format!("GET {url}"))
+    }
+
+    /// Creates every resource of `infra/template.yaml` the local stack serves, named
     /// `"{prefix}-{LogicalId}"`.
     pub async fn provision(&self, prefix: &str) -> anyhow::Result<Resources> {
         let template = Template::load()?;
         self.provision_template(&template, prefix).await
     }
 
-    /// Creates every table, queue and topic of `template`, named `"{prefix}-{LogicalId}"`,
-    /// with the queues' redrive policies pointing at the created dead-letter queues.
+    /// Creates every table, queue, topic, queue subscription, secret and SES configuration
+    /// set of `template`, named `"{prefix}-{LogicalId}"`, with the queues' redrive policies
+    /// pointing at the created dead-letter queues. When the template takes a `SenderEmail`,
+    /// the prefix gets a sender address of its own, verified in SES.
     pub async fn provision_template(
         &self,
         template: &Template,
@@ -298,10 +391,16 @@ impl LocalStack {
             queues: BTreeMap::new(),
             topics: BTreeMap::new(),
             subscription_queue_urls: Mutex::new(Vec::new()),
+            secrets: BTreeMap::new(),
+            configuration_sets: BTreeMap::new(),
+            parameters: BTreeMap::new(),
+            sender_identity: None,
             template: template.clone(),
             dynamodb: self.dynamodb_client(),
             sqs: self.sqs_client(),
             sns: self.sns_client(),
+            secrets_manager: self.secrets_client(),
+            sesv2: self.sesv2_client(),
             cleaned: AtomicBool::new(false),
         };
         match create_all(&mut res, template).await {
@@ -446,10 +545,112 @@ async fn create_all(res: &mut Resources, template: &Template) -> anyhow::Result<
         res.topics
             .insert(topic.logical_id.clone(), TopicInfo { name, arn });
     }
+    for subscription in &template.subscriptions {
+        let topic = &res.topics[&subscription.topic].arn;
+        let queue = &res.queues[&subscription.queue].arn;
+        // moto delivers without the queue policy that lets the topic send (AWS needs it).
+        // Deleting the topic deletes the subscription.
+        res.sns
+            .subscribe()
+            .topic_arn(topic)
+            .protocol("sqs")
+            .endpoint(queue)
+            .attributes(
+                "RawMessageDelivery",
+                subscription.raw_message_delivery.to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sns::error::DisplayErrorContext(e)))
+            .with_context(|| format!("subscribing {queue} to {topic}"))?;
+    }
+    for secret in &template.secrets {
+        let name = format!("{}-{}", res.prefix, secret.logical_id);
+        let value = match &secret.value {
+            SecretValue::Literal(value) => value.clone(),
+            SecretValue::Generated { length } => rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(*length as usize)
+                .map(char::from)
+                .collect(),
+        };
+        let arn = res
+            .secrets_manager
+            .create_secret()
+            .name(&name)
+            .secret_string(&value)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
+            .with_context(|| format!("creating secret {name}"))?
+            .arn
+            .ok_or_else(|| anyhow!("CreateSecret {name} returned no ARN"))?;
+        res.secrets
+            .insert(secret.logical_id.clone(), SecretInfo { name, arn, value });
+    }
+    for set in &template.configuration_sets {
+        let name = format!("{}-{}", res.prefix, set.logical_id);
+        res.sesv2
+            .create_configuration_set()
+            .configuration_set_name(&name)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sesv2::error::DisplayErrorContext(e)))
+            .with_context(|| format!("creating SES configuration set {name}"))?;
+        res.configuration_sets.insert(set.logical_id.clone(), name);
+    }
+    // The template leaves the sender's SES identity to the operator: here each prefix sends
+    // from an address of its own (so a test finds its deployment's emails by sender), which
+    // CreateEmailIdentity verifies at once on moto.
+    if template.parameters.contains_key(SENDER_EMAIL_PARAMETER) {
+        let sender = format!("carrot@{}.local.test", res.prefix.to_ascii_lowercase());
+        res.sesv2
+            .create_email_identity()
+            .email_identity(&sender)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sesv2::error::DisplayErrorContext(e)))
+            .with_context(|| format!("verifying the sender {sender} in SES"))?;
+        res.sender_identity = Some(sender.clone());
+        res.parameters
+            .insert(SENDER_EMAIL_PARAMETER.to_owned(), sender);
+    }
     // `template.schedules` are deliberately not created: moto's scheduler stores schedules but
     // never fires them. The local runner plays the scheduler and invokes the target function
     // with the schedule's input itself.
     Ok(())
+}
+
+/// The template's parameter naming the address notification emails come from.
+const SENDER_EMAIL_PARAMETER: &str = "SenderEmail";
+
+/// `carrot@example.com` of `Name <carrot@example.com>`.
+fn bare_address(address: &str) -> String {
+    match (address.rfind('<'), address.rfind('>')) {
+        (Some(start), Some(end)) if start < end => address[start + 1..end].trim().to_owned(),
+        _ => address.trim().to_owned(),
+    }
+}
+
+/// An email as moto's SES recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentEmail {
+    /// The message id SES returned to the sender.
+    pub id: String,
+    pub from: String,
+    /// The recipients' addresses.
+    pub to: Vec<String>,
+    /// The whole MIME message.
+    pub raw: String,
+}
+
+/// A text message as moto's SNS recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentSms {
+    /// The message id SNS returned to the sender.
+    pub id: String,
+    pub phone: String,
+    pub message: String,
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<String> {
@@ -613,8 +814,16 @@ pub struct TopicInfo {
     pub arn: String,
 }
 
-/// The tables, queues and topics created by [`LocalStack::provision`] for one prefix (and the
-/// queues [`LocalStack::subscribe_queue`] adds).
+/// A created secret, with the value it was created with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretInfo {
+    pub name: String,
+    pub arn: String,
+    pub value: String,
+}
+
+/// The resources created by [`LocalStack::provision`] for one prefix (and the queues
+/// [`LocalStack::subscribe_queue`] adds).
 ///
 /// Call [`Resources::cleanup`] at the end; dropping it without doing so deletes them in the
 /// background when a tokio runtime is at hand (best effort).
@@ -626,10 +835,19 @@ pub struct Resources {
     topics: BTreeMap<String, TopicInfo>,
     /// Queues created by [`LocalStack::subscribe_queue`], deleted with the rest.
     subscription_queue_urls: Mutex<Vec<String>>,
+    secrets: BTreeMap<String, SecretInfo>,
+    /// SES configuration sets: logical id → name.
+    configuration_sets: BTreeMap<String, String>,
+    /// Values of template parameters that have no default (the sender address).
+    parameters: BTreeMap<String, String>,
+    /// The SES identity verified for this prefix's sender.
+    sender_identity: Option<String>,
     template: Template,
     dynamodb: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
     sns: aws_sdk_sns::Client,
+    secrets_manager: aws_sdk_secretsmanager::Client,
+    sesv2: aws_sdk_sesv2::Client,
     cleaned: AtomicBool,
 }
 
@@ -724,8 +942,66 @@ impl Resources {
         self.queue_arn("EventsDeadLetterQueue")
     }
 
+    /// The created secret. Panics when the template has no such secret.
+    pub fn secret(&self, logical_id: &str) -> &SecretInfo {
+        self.secrets
+            .get(logical_id)
+            .unwrap_or_else(|| panic!("the template has no secret {logical_id}"))
+    }
+
+    /// Every created secret: logical id → secret.
+    pub fn secrets(&self) -> &BTreeMap<String, SecretInfo> {
+        &self.secrets
+    }
+
+    /// The created SES configuration set's name. Panics when the template has no such set.
+    pub fn configuration_set(&self, logical_id: &str) -> &str {
+        self.configuration_sets
+            .get(logical_id)
+            .unwrap_or_else(|| panic!("the template has no configuration set {logical_id}"))
+    }
+
+    /// The address this prefix's notification emails come from, verified in moto's SES.
+    /// Panics when the template takes no `SenderEmail`.
+    pub fn sender_email(&self) -> &str {
+        self.parameters
+            .get(SENDER_EMAIL_PARAMETER)
+            .expect("the template takes a SenderEmail")
+    }
+
+    /// `UnsubscribeSecret`'s ARN (what the functions get in `UNSUBSCRIBE_SECRET_ARN`).
+    pub fn unsubscribe_secret_arn(&self) -> &str {
+        &self.secret("UnsubscribeSecret").arn
+    }
+
+    /// `UnsubscribeSecret`'s value: the key that signs unsubscribe links.
+    pub fn unsubscribe_secret(&self) -> &str {
+        &self.secret("UnsubscribeSecret").value
+    }
+
+    /// `EmailConfigurationSet`'s name (what the notify function gets in
+    /// `EMAIL_CONFIGURATION_SET`).
+    pub fn email_configuration_set(&self) -> &str {
+        self.configuration_set("EmailConfigurationSet")
+    }
+
+    pub fn email_events_queue_url(&self) -> &str {
+        self.queue_url("EmailEventsQueue")
+    }
+
+    pub fn email_events_queue_arn(&self) -> &str {
+        self.queue_arn("EmailEventsQueue")
+    }
+
+    /// `EmailEventsTopic`'s ARN: what SES publishes email events to (moto does not; a test
+    /// publishes an SES event here and it reaches `EmailEventsQueue` in SNS's envelope).
+    pub fn email_events_topic_arn(&self) -> &str {
+        self.topic_arn("EmailEventsTopic")
+    }
+
     /// What a template value evaluates to with these resources: `!Ref` of a table is its
-    /// name, of a queue its URL, of a topic its ARN, of a parameter its default; `!GetAtt`
+    /// name, of a queue its URL, of a topic or a secret its ARN, of a configuration set its
+    /// name, of a parameter its local value or else its default; `!GetAtt`
     /// `Arn`, `QueueName`, `QueueUrl`, `TopicArn`, `TopicName`; `!Sub` with those and
     /// `AWS::Region`, `AWS::AccountId`, `AWS::Partition`.
     pub fn resolve(&self, value: &TemplateValue) -> Option<String> {
@@ -774,6 +1050,9 @@ impl Resources {
                 .cloned()
                 .or_else(|| self.queues.get(name).map(|q| q.url.clone()))
                 .or_else(|| self.topics.get(name).map(|t| t.arn.clone()))
+                .or_else(|| self.secrets.get(name).map(|s| s.arn.clone()))
+                .or_else(|| self.configuration_sets.get(name).cloned())
+                .or_else(|| self.parameters.get(name).cloned())
                 .or_else(|| self.template.parameters.get(name).cloned().flatten()),
         }
     }
@@ -820,7 +1099,7 @@ impl Resources {
         self.cleaned.store(true, Ordering::SeqCst);
     }
 
-    /// Deletes every table, queue and topic (those already gone are fine).
+    /// Deletes every resource created for the prefix (those already gone are fine).
     pub async fn cleanup(&self) -> anyhow::Result<()> {
         self.cleaned.store(true, Ordering::SeqCst);
         delete_all(self.deletion()).await
@@ -840,9 +1119,14 @@ impl Resources {
             dynamodb: self.dynamodb.clone(),
             sqs: self.sqs.clone(),
             sns: self.sns.clone(),
+            secrets_manager: self.secrets_manager.clone(),
+            sesv2: self.sesv2.clone(),
             tables: self.tables.values().cloned().collect(),
             queue_urls,
             topic_arns: self.topics.values().map(|t| t.arn.clone()).collect(),
+            secret_arns: self.secrets.values().map(|s| s.arn.clone()).collect(),
+            configuration_sets: self.configuration_sets.values().cloned().collect(),
+            email_identities: self.sender_identity.iter().cloned().collect(),
         }
     }
 }
@@ -852,9 +1136,14 @@ struct Deletion {
     dynamodb: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
     sns: aws_sdk_sns::Client,
+    secrets_manager: aws_sdk_secretsmanager::Client,
+    sesv2: aws_sdk_sesv2::Client,
     tables: Vec<String>,
     queue_urls: Vec<String>,
     topic_arns: Vec<String>,
+    secret_arns: Vec<String>,
+    configuration_sets: Vec<String>,
+    email_identities: Vec<String>,
 }
 
 async fn delete_all(deletion: Deletion) -> anyhow::Result<()> {
@@ -862,9 +1151,14 @@ async fn delete_all(deletion: Deletion) -> anyhow::Result<()> {
         dynamodb,
         sqs,
         sns,
+        secrets_manager,
+        sesv2,
         tables,
         queue_urls,
         topic_arns,
+        secret_arns,
+        configuration_sets,
+        email_identities,
     } = deletion;
     let mut errors = Vec::new();
     for t in tables {
@@ -899,6 +1193,61 @@ async fn delete_all(deletion: Deletion) -> anyhow::Result<()> {
                 errors.push(format!(
                     "queue {url}: {}",
                     aws_sdk_sqs::error::DisplayErrorContext(e)
+                ));
+            }
+        }
+    }
+    for arn in secret_arns {
+        if let Err(e) = secrets_manager
+            .delete_secret()
+            .secret_id(&arn)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+        {
+            let not_found = e
+                .as_service_error()
+                .is_some_and(|se| se.is_resource_not_found_exception());
+            if !not_found {
+                errors.push(format!(
+                    "secret {arn}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                ));
+            }
+        }
+    }
+    for name in configuration_sets {
+        if let Err(e) = sesv2
+            .delete_configuration_set()
+            .configuration_set_name(&name)
+            .send()
+            .await
+        {
+            let not_found = e
+                .as_service_error()
+                .is_some_and(|se| se.is_not_found_exception());
+            if !not_found {
+                errors.push(format!(
+                    "configuration set {name}: {}",
+                    aws_sdk_sesv2::error::DisplayErrorContext(e)
+                ));
+            }
+        }
+    }
+    for identity in email_identities {
+        if let Err(e) = sesv2
+            .delete_email_identity()
+            .email_identity(&identity)
+            .send()
+            .await
+        {
+            let not_found = e
+                .as_service_error()
+                .is_some_and(|se| se.is_not_found_exception());
+            if !not_found {
+                errors.push(format!(
+                    "email identity {identity}: {}",
+                    aws_sdk_sesv2::error::DisplayErrorContext(e)
                 ));
             }
         }

@@ -1,7 +1,8 @@
 //! Reads `infra/template.yaml` (AWS SAM) into typed descriptions of what the local stack must
-//! create and wire: DynamoDB tables, SQS queues (with their redrive policies), SNS topics, the
-//! HTTP API routes and the SQS event sources of the functions, and the EventBridge Scheduler
-//! schedules (which the local runner plays itself).
+//! create and wire: DynamoDB tables, SQS queues (with their redrive policies), SNS topics and
+//! their queue subscriptions, Secrets Manager secrets, SES configuration sets, the HTTP API
+//! routes and the SQS event sources of the functions, and the EventBridge Scheduler schedules
+//! (which the local runner plays itself).
 //!
 //! The template is the single definition of the infrastructure; the local stack reads it so
 //! that it cannot drift from what is deployed. CloudFormation intrinsics are understood in both
@@ -25,6 +26,12 @@ pub struct Template {
     pub queues: Vec<QueueDef>,
     /// `AWS::SNS::Topic` resources, in template order.
     pub topics: Vec<TopicDef>,
+    /// `AWS::SNS::Subscription` resources of a queue to a topic, in template order.
+    pub subscriptions: Vec<SubscriptionDef>,
+    /// `AWS::SecretsManager::Secret` resources, in template order.
+    pub secrets: Vec<SecretDef>,
+    /// `AWS::SES::ConfigurationSet` resources, in template order.
+    pub configuration_sets: Vec<ConfigurationSetDef>,
     /// `AWS::Scheduler::Schedule` resources that invoke a function, in template order.
     pub schedules: Vec<ScheduleDef>,
     /// `AWS::Serverless::Function` resources, in template order.
@@ -110,6 +117,44 @@ pub struct TopicDef {
     pub logical_id: String,
     /// `FifoTopic`.
     pub fifo: bool,
+}
+
+/// One `AWS::SNS::Subscription` of a queue of the template to a topic of the template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionDef {
+    pub logical_id: String,
+    /// Logical id of the topic (from `TopicArn: !Ref Topic`).
+    pub topic: String,
+    /// Logical id of the queue (from `Endpoint: !GetAtt Queue.Arn`).
+    pub queue: String,
+    /// `RawMessageDelivery`: the body is the message itself rather than SNS's JSON envelope.
+    pub raw_message_delivery: bool,
+}
+
+/// One `AWS::SecretsManager::Secret`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretDef {
+    pub logical_id: String,
+    pub value: SecretValue,
+}
+
+/// What a secret holds when it is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretValue {
+    /// `SecretString`.
+    Literal(String),
+    /// `GenerateSecretString`: random, `PasswordLength` characters (Secrets Manager's default,
+    /// 32, when absent).
+    Generated { length: u32 },
+}
+
+/// Secrets Manager's default length of a generated secret.
+pub const DEFAULT_SECRET_LENGTH: u32 = 32;
+
+/// One `AWS::SES::ConfigurationSet`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigurationSetDef {
+    pub logical_id: String,
 }
 
 /// One `AWS::Scheduler::Schedule` whose target is a function of the template.
@@ -274,6 +319,30 @@ impl Template {
                     };
                     t.topics.push(topic);
                 }
+                "AWS::SNS::Subscription" => {
+                    if let Some(subscription) = t
+                        .parse_subscription(&id, props)
+                        .with_context(|| format!("subscription {id}"))?
+                    {
+                        t.subscriptions.push(subscription);
+                    }
+                }
+                "AWS::SecretsManager::Secret" => {
+                    let secret = t
+                        .parse_secret(&id, props)
+                        .with_context(|| format!("secret {id}"))?;
+                    t.secrets.push(secret);
+                }
+                "AWS::SES::ConfigurationSet" => {
+                    t.configuration_sets.push(ConfigurationSetDef {
+                        logical_id: id.clone(),
+                    });
+                }
+                // moto keeps SES event destinations but never publishes an email's events: a
+                // test publishes SES events to the destination's topic itself.
+                "AWS::SES::ConfigurationSetEventDestination" => {}
+                // moto does not enforce resource policies: topics deliver to queues without them.
+                "AWS::SNS::TopicPolicy" | "AWS::SQS::QueuePolicy" => {}
                 "AWS::Scheduler::Schedule" => {
                     let schedule = t
                         .parse_schedule(&id, props)
@@ -309,6 +378,17 @@ impl Template {
                 bail!(
                     "function {} reads queue {}, which is not a queue of the template",
                     s.function,
+                    s.queue
+                );
+            }
+        }
+        for s in &self.subscriptions {
+            if self.topic(&s.topic).is_none() || self.queue(&s.queue).is_none() {
+                bail!(
+                    "subscription {} connects {} to {}, which are not a topic and a queue of the \
+                     template",
+                    s.logical_id,
+                    s.topic,
                     s.queue
                 );
             }
@@ -350,6 +430,10 @@ impl Template {
         self.schedules.iter().find(|s| s.logical_id == logical_id)
     }
 
+    pub fn secret(&self, logical_id: &str) -> Option<&SecretDef> {
+        self.secrets.iter().find(|s| s.logical_id == logical_id)
+    }
+
     /// The routes served by one function.
     pub fn routes_of(&self, function: &str) -> Vec<&HttpRoute> {
         self.http_routes
@@ -361,6 +445,14 @@ impl Template {
     /// The (first) SQS event source of a function.
     pub fn sqs_source_of(&self, function: &str) -> Option<&SqsSourceDef> {
         self.sqs_sources.iter().find(|s| s.function == function)
+    }
+
+    /// Every SQS event source of a function, in template order.
+    pub fn sqs_sources_of(&self, function: &str) -> Vec<&SqsSourceDef> {
+        self.sqs_sources
+            .iter()
+            .filter(|s| s.function == function)
+            .collect()
     }
 
     /// Queues in an order where every dead-letter queue comes before the queues that
@@ -576,6 +668,55 @@ impl Template {
                 .bool_prop(props, "ContentBasedDeduplication")?
                 .unwrap_or(false),
             redrive,
+        })
+    }
+
+    /// A queue's subscription to a topic; `None` for other protocols (e-mail, HTTPS), which
+    /// reach outside the local stack.
+    fn parse_subscription(
+        &self,
+        id: &str,
+        props: &Value,
+    ) -> anyhow::Result<Option<SubscriptionDef>> {
+        if self.str_prop(props, "Protocol").as_deref() != Some("sqs") {
+            return Ok(None);
+        }
+        let topic = match props.get("TopicArn").map(TemplateValue::from_yaml) {
+            Some(TemplateValue::Ref(topic)) => topic,
+            other => bail!("TopicArn must be !Ref <Topic>, got {other:?}"),
+        };
+        let queue = match props.get("Endpoint").map(TemplateValue::from_yaml) {
+            Some(TemplateValue::GetAtt(queue, attr)) if attr == "Arn" => queue,
+            other => {
+                bail!("Endpoint of an sqs subscription must be !GetAtt <Queue>.Arn, got {other:?}")
+            }
+        };
+        Ok(Some(SubscriptionDef {
+            logical_id: id.to_string(),
+            topic,
+            queue,
+            raw_message_delivery: self
+                .bool_prop(props, "RawMessageDelivery")?
+                .unwrap_or(false),
+        }))
+    }
+
+    fn parse_secret(&self, id: &str, props: &Value) -> anyhow::Result<SecretDef> {
+        let value = match (
+            props.get("GenerateSecretString"),
+            self.str_prop(props, "SecretString"),
+        ) {
+            (Some(generate), None) => SecretValue::Generated {
+                length: self
+                    .u32_prop(generate, "PasswordLength")?
+                    .unwrap_or(DEFAULT_SECRET_LENGTH),
+            },
+            (None, Some(literal)) => SecretValue::Literal(literal),
+            _ => bail!("a secret needs either GenerateSecretString or a literal SecretString"),
+        };
+        Ok(SecretDef {
+            logical_id: id.to_string(),
+            value,
         })
     }
 
@@ -1031,6 +1172,32 @@ Resources:
     Type: AWS::SNS::Topic
     Properties:
       TopicName: !Sub carrot-${Stage}-outbound
+  OutboundToEvents:
+    Type: AWS::SNS::Subscription
+    Properties:
+      TopicArn: !Ref OutboundTopic
+      Protocol: sqs
+      Endpoint: !GetAtt EventsQueue.Arn
+      RawMessageDelivery: true
+  OutboundToOps:
+    Type: AWS::SNS::Subscription
+    Properties: { TopicArn: !Ref OutboundTopic, Protocol: email, Endpoint: ops@example.com }
+  SigningSecret:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      GenerateSecretString: { PasswordLength: 48, ExcludePunctuation: true }
+  PlainSecret:
+    Type: AWS::SecretsManager::Secret
+    Properties: { SecretString: "{}" }
+  MailSet:
+    Type: AWS::SES::ConfigurationSet
+  MailEvents:
+    Type: AWS::SES::ConfigurationSetEventDestination
+    Properties:
+      ConfigurationSetName: !Ref MailSet
+      EventDestination:
+        MatchingEventTypes: [delivery]
+        SnsDestination: { TopicARN: !Ref OutboundTopic }
   CloseSchedule:
     Type: AWS::Scheduler::Schedule
     Properties:
@@ -1088,6 +1255,30 @@ Resources:
 
         let topic = t.topic("OutboundTopic").unwrap();
         assert!(!topic.fifo);
+        assert_eq!(
+            t.subscriptions,
+            [SubscriptionDef {
+                logical_id: "OutboundToEvents".into(),
+                topic: "OutboundTopic".into(),
+                queue: "EventsQueue".into(),
+                raw_message_delivery: true,
+            }],
+            "the e-mail subscription reaches outside the local stack"
+        );
+        assert_eq!(
+            t.secret("SigningSecret").unwrap().value,
+            SecretValue::Generated { length: 48 }
+        );
+        assert_eq!(
+            t.secret("PlainSecret").unwrap().value,
+            SecretValue::Literal("{}".into())
+        );
+        assert_eq!(
+            t.configuration_sets,
+            [ConfigurationSetDef {
+                logical_id: "MailSet".into()
+            }]
+        );
 
         let schedule = t.schedule("CloseSchedule").unwrap();
         assert_eq!(schedule.expression, "cron(15 * * * ? *)");
@@ -1153,6 +1344,16 @@ Resources:
         let bad = FIXTURE.replace(
             "!GetAtt EventsDeadLetterQueue.Arn",
             "!GetAtt NoSuchQueue.Arn",
+        );
+        let err = Template::parse(&bad).unwrap_err();
+        assert!(format!("{err:#}").contains("NoSuchQueue"), "{err:#}");
+    }
+
+    #[test]
+    fn rejects_a_subscription_of_a_queue_the_template_lacks() {
+        let bad = FIXTURE.replace(
+            "Endpoint: !GetAtt EventsQueue.Arn",
+            "Endpoint: !GetAtt NoSuchQueue.Arn",
         );
         let err = Template::parse(&bad).unwrap_err();
         assert!(format!("{err:#}").contains("NoSuchQueue"), "{err:#}");
@@ -1277,6 +1478,10 @@ Resources:
         // The admin function publishes reinstatements; it sends no notifications.
         assert!(admin.environment.contains_key("OUTBOUND_TOPIC_ARN"));
         assert!(!admin.environment.contains_key("NOTIFICATIONS_QUEUE_URL"));
+        assert_eq!(
+            admin.environment["UNSUBSCRIBE_SECRET_ARN"],
+            TemplateValue::Ref("UnsubscribeSecret".into())
+        );
         for (method, path, param, value) in [
             ("GET", "/v1/leaderboards/points", "board", "points"),
             ("GET", "/v1/closes/2026-03", "period", "2026-03"),
@@ -1290,11 +1495,129 @@ Resources:
                 "participant",
                 "alice",
             ),
+            (
+                "GET",
+                "/v1/participants/alice/messages",
+                "participant",
+                "alice",
+            ),
+            (
+                "PUT",
+                "/v1/participants/alice/preferences",
+                "participant",
+                "alice",
+            ),
+            ("GET", "/v1/messages/2026-03", "month", "2026-03"),
         ] {
             let (route, params) =
                 match_route(&t.http_routes, method, path).unwrap_or_else(|| panic!("{path}"));
             assert_eq!(route.function, "AdminFunction", "{path}");
             assert_eq!(params[param], value, "{path}");
         }
+
+        for method in ["GET", "POST"] {
+            let (route, _) = match_route(&t.http_routes, method, "/v1/unsubscribe")
+                .unwrap_or_else(|| panic!("{method} /v1/unsubscribe"));
+            assert_eq!(route.function, "AdminFunction");
+        }
+    }
+
+    /// The notification sender, its email events, and the engagement run.
+    #[test]
+    fn real_template_notifications() {
+        let t = Template::load().expect("infra/template.yaml parses");
+        assert_eq!(
+            t.table("CarrotTable").unwrap().ttl_attribute.as_deref(),
+            Some("expires_at"),
+            "weekly nudge counters expire"
+        );
+
+        let sources = t.sqs_sources_of("NotifyFunction");
+        let queues: Vec<_> = sources.iter().map(|s| s.queue.as_str()).collect();
+        assert_eq!(queues, ["NotificationsQueue", "EmailEventsQueue"]);
+        for s in &sources {
+            assert_eq!(s.batch_size, 10, "{}", s.queue);
+            assert!(s.report_batch_item_failures, "{}", s.queue);
+        }
+        let r = t
+            .queue("EmailEventsQueue")
+            .and_then(|q| q.redrive.as_ref())
+            .expect("EmailEventsQueue has a RedrivePolicy");
+        assert_eq!(r.dead_letter_queue, "EmailEventsDeadLetterQueue");
+
+        // The handler reads SNS's envelope around each SES event.
+        assert_eq!(
+            t.subscriptions,
+            [SubscriptionDef {
+                logical_id: "EmailEventsSubscription".into(),
+                topic: "EmailEventsTopic".into(),
+                queue: "EmailEventsQueue".into(),
+                raw_message_delivery: false,
+            }]
+        );
+        assert_eq!(
+            t.configuration_sets,
+            [ConfigurationSetDef {
+                logical_id: "EmailConfigurationSet".into()
+            }]
+        );
+        match t
+            .secret("UnsubscribeSecret")
+            .expect("UnsubscribeSecret")
+            .value
+        {
+            SecretValue::Generated { length } => assert!(length >= 32, "{length}"),
+            ref other => panic!("the unsubscribe secret is generated, not {other:?}"),
+        }
+        assert_eq!(t.parameters["SenderEmail"], None, "the sender is required");
+        assert_eq!(t.parameters["SmsSenderId"].as_deref(), Some(""));
+
+        let notify = t.function("NotifyFunction").expect("NotifyFunction");
+        for (var, value) in [
+            ("TABLE_NAME", TemplateValue::Ref("CarrotTable".into())),
+            ("SENDER_EMAIL", TemplateValue::Ref("SenderEmail".into())),
+            (
+                "EMAIL_CONFIGURATION_SET",
+                TemplateValue::Ref("EmailConfigurationSet".into()),
+            ),
+            ("SMS_SENDER_ID", TemplateValue::Ref("SmsSenderId".into())),
+            (
+                "UNSUBSCRIBE_SECRET_ARN",
+                TemplateValue::Ref("UnsubscribeSecret".into()),
+            ),
+            (
+                "EMAIL_EVENTS_QUEUE_ARN",
+                TemplateValue::GetAtt("EmailEventsQueue".into(), "Arn".into()),
+            ),
+        ] {
+            assert_eq!(notify.environment[var], value, "{var}");
+        }
+        assert!(
+            matches!(&notify.environment["API_BASE_URL"], TemplateValue::Sub(url) if url.contains("${HttpApi}")),
+            "{:?}",
+            notify.environment["API_BASE_URL"]
+        );
+
+        let engage = t.function("EngageFunction").expect("EngageFunction");
+        assert_eq!(engage.timeout_secs, Some(900));
+        assert_eq!(engage.memory_mb, Some(2048));
+        for (var, value) in [
+            ("TABLE_NAME", "CarrotTable"),
+            ("NOTIFICATIONS_QUEUE_URL", "NotificationsQueue"),
+            ("EVENTS_QUEUE_URL", "EventsQueue"),
+        ] {
+            assert_eq!(
+                engage.environment[var],
+                TemplateValue::Ref(value.into()),
+                "{var}"
+            );
+        }
+        let schedule = t.schedule("EngageSchedule").expect("EngageSchedule");
+        assert_eq!(schedule.function, "EngageFunction");
+        assert_eq!(schedule.timezone.as_deref(), Some("UTC"));
+        let input: serde_json::Value =
+            serde_json::from_str(schedule.input.as_deref().expect("schedule input")).unwrap();
+        assert_eq!(input, serde_json::json!({"job": "engage"}));
+        assert!(t.queue("EngageScheduleDeadLetterQueue").is_some());
     }
 }

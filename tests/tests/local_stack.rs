@@ -25,6 +25,8 @@ use std::time::Duration;
 
 #[path = "close/mod.rs"]
 mod close;
+#[path = "notify_store/mod.rs"]
+mod notify_store;
 
 const PROGRAM_YAML: &str = include_str!("../../events/admin/program-points-table.yaml");
 const PROGRAM: &str = "acme";

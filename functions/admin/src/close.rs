@@ -55,7 +55,7 @@ fn next(page: u32, pages: u32) -> Option<String> {
     (page + 1 < pages).then(|| (page + 1).to_string())
 }
 
-impl<K, S, Q, C, O> Admin<K, S, Q, C, O>
+impl<K, S, Q, C, O, M, U> Admin<K, S, Q, C, O, M, U>
 where
     S: ProgramReader + CloseStore + LiveIndex,
     C: Clock,

@@ -7,9 +7,12 @@
 //!   debit, awarded exactly once like any event;
 //! - `POST /v1/calculator` says what a hypothetical event would earn, writing nothing;
 //! - the period close's routes (`close.rs`): leaderboards, close state, reports, drawings,
-//!   the stick's lists, and reinstating a participant.
+//!   the stick's lists, and reinstating a participant;
+//! - messaging (`messages.rs`): the public unsubscribe link, preferences, delivery logs,
+//!   segment histories and read rates.
 
 mod close;
+mod messages;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use carrot::domain::envelope::{ADJUSTMENT_TYPE, parse_event};
@@ -20,8 +23,8 @@ use carrot::domain::program::Program;
 use carrot::domain::queued::QueuedEvent;
 use carrot::http::{Caller, Problem, authenticate, body_bytes, json_response};
 use carrot::ports::{
-    AwardStore, Clock, CloseStore, EnrolmentStore, EventQueue, KeyStore, LiveIndex, Outbound,
-    PortError, ProgramReader, ProgramWriter, QueueMessage,
+    AwardStore, Clock, CloseStore, EngageStore, EnrolmentStore, EventQueue, KeyStore, LiveIndex,
+    Outbound, PortError, PreferenceStore, ProgramReader, ProgramWriter, QueueMessage, TokenSecret,
 };
 use carrot::service::award::AwardError;
 use carrot::service::calculator::{QuoteError, quote};
@@ -36,7 +39,7 @@ const ADJUSTMENT_PREFIX: &str = "adj:";
 /// The permission the calculator needs (a portal backend holds it).
 pub const READ_SCOPE: &str = "participants:read";
 
-pub struct Admin<K, S, Q, C, O> {
+pub struct Admin<K, S, Q, C, O, M, U> {
     pub keys: K,
     pub store: S,
     pub queue: Q,
@@ -47,17 +50,35 @@ pub struct Admin<K, S, Q, C, O> {
     /// sooner than this after it is stored, so no warm function applies an older one to an
     /// event the new one covers.
     pub config_lead: std::time::Duration,
+    /// Preferences, delivery logs and message statistics.
+    pub messages: M,
+    /// The secret that signs unsubscribe links.
+    pub unsubscribe: U,
 }
 
-impl<K, S, Q, C, O> Admin<K, S, Q, C, O>
+impl<K, S, Q, C, O, M, U> Admin<K, S, Q, C, O, M, U>
 where
     K: KeyStore,
-    S: ProgramReader + ProgramWriter + EnrolmentStore + AwardStore + CloseStore + LiveIndex,
+    S: ProgramReader
+        + ProgramWriter
+        + EnrolmentStore
+        + AwardStore
+        + CloseStore
+        + LiveIndex
+        + EngageStore,
     Q: EventQueue,
     C: Clock,
     O: Outbound,
+    M: PreferenceStore,
+    U: TokenSecret,
 {
     pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        // The unsubscribe link is followed from an email: its token is the credential.
+        match request.route_key.as_deref() {
+            Some("GET /v1/unsubscribe") => return self.unsubscribe(&request, false).await,
+            Some("POST /v1/unsubscribe") => return self.unsubscribe(&request, true).await,
+            _ => {}
+        }
         match self.respond(&request).await {
             Ok(response) => response,
             Err(problem) => problem.into_response(),
@@ -116,6 +137,19 @@ where
             "POST /v1/participants/{participant}/reinstate" => {
                 self.reinstate(&caller, participant).await
             }
+            "GET /v1/participants/{participant}/preferences" => {
+                self.preferences(&caller, participant).await
+            }
+            "PUT /v1/participants/{participant}/preferences" => {
+                self.put_preferences(&caller, participant, &body).await
+            }
+            "GET /v1/participants/{participant}/messages" => {
+                self.deliveries(&caller, participant).await
+            }
+            "GET /v1/participants/{participant}/segments" => {
+                self.segments(&caller, participant).await
+            }
+            "GET /v1/messages/{month}" => self.message_stats(&caller, path("month")).await,
             other => Err(Problem::new(
                 404,
                 "not-found",

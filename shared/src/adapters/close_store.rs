@@ -43,7 +43,7 @@ fn number(item: &Item, name: &str) -> i64 {
 
 impl DynamoStore {
     /// Reads every key, asking again for what DynamoDB leaves unprocessed under load.
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+    pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut request = KeysAndAttributes::builder()
@@ -155,6 +155,7 @@ fn member(profile: &Item, months: &[&Item], period: &ClosePeriod) -> Result<Memb
         status: field("status"),
         enrolled_at,
         has_manager: profile.contains_key("manager"),
+        segment: text(profile, "segment"),
         logins: totals.counts.get(LOGIN_TYPE).copied().unwrap_or(0),
         totals,
         strikes: counters.get("strikes").copied().unwrap_or(0),

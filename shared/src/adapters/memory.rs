@@ -3,12 +3,20 @@
 //! replays history through it (touching no table), and the property tests check the laws of
 //! the award path against it.
 
+use crate::adapters::notify_store::{
+    deferral_key, due_bound, newest_first, stats_month, suppression_reason,
+};
 use crate::domain::counters::MonthStats;
 use crate::domain::engine::{Counters, Guard, Op, Reads, Scope, Write};
 use crate::domain::ledger::{EntryStatus, EventRecord, MonthDelta, Plan};
+use crate::domain::message::FeedbackEvent;
 use crate::domain::participant::Profile;
 use crate::domain::program::ProgramVersions;
-use crate::ports::{AwardStore, Consumed, Loaded, ParticipantState, PortError, ProgramReader};
+use crate::ports::{
+    AwardStore, Claim, Consumed, DeferralStore, Deferred, DeliveryEntry, DeliveryStatus,
+    DeliveryStore, Feedback, FeedbackStore, KindStats, Loaded, ParticipantState, PortError,
+    PreferenceStore, Preferences, ProgramReader,
+};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -39,6 +47,52 @@ pub struct Memory {
     pub budgets: HashMap<(String, String), i64>,
     /// Events of participants not enrolled, by `(program, participant)`.
     pub parked: BTreeMap<(String, String), Vec<(String, String)>>,
+    pub notifications: Notifications,
+}
+
+/// The notification sender's items, with `NotifyStore`'s semantics.
+#[derive(Debug, Default)]
+pub struct Notifications {
+    /// Delivery log entries by `(program, participant)`, then request id.
+    pub deliveries: BTreeMap<(String, String), BTreeMap<String, DeliveryEntry>>,
+    /// By `(program, participant)`; absent means the defaults.
+    pub preferences: BTreeMap<(String, String), Preferences>,
+    /// Nudges counted by `(program, participant, week)`.
+    pub nudges: BTreeMap<(String, String, String), u32>,
+    /// Deferred requests by program, then key (`{until}#{id}`, in time order).
+    pub deferred: BTreeMap<String, BTreeMap<String, String>>,
+    /// Message statistics by `(program, month, kind)`.
+    pub stats: BTreeMap<(String, String, String), KindStats>,
+}
+
+impl Notifications {
+    fn entry(&self, program: &str, participant: &str, id: &str) -> Option<&DeliveryEntry> {
+        self.deliveries
+            .get(&(program.to_owned(), participant.to_owned()))
+            .and_then(|log| log.get(id))
+    }
+
+    /// Whether `id`'s entry may be written: none yet, or a deferred one.
+    fn replaceable(&self, program: &str, participant: &str, id: &str) -> bool {
+        self.entry(program, participant, id)
+            .is_none_or(|e| matches!(e.status, DeliveryStatus::Deferred { .. }))
+    }
+
+    fn put(&mut self, program: &str, participant: &str, entry: &DeliveryEntry) {
+        self.deliveries
+            .entry((program.to_owned(), participant.to_owned()))
+            .or_default()
+            .insert(entry.id.clone(), entry.clone());
+    }
+
+    fn count(&mut self, program: &str, month: String, kind: &str) -> &mut KindStats {
+        self.stats
+            .entry((program.to_owned(), month, kind.to_owned()))
+            .or_insert_with(|| KindStats {
+                kind: kind.to_owned(),
+                ..KindStats::default()
+            })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -369,6 +423,295 @@ impl AwardStore for MemoryStore {
             parked.push((event_id.to_owned(), message.to_owned()));
         }
         Ok(Consumed::default())
+    }
+}
+
+impl DeliveryStore for MemoryStore {
+    async fn recipient(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> Result<Option<(ParticipantState, Preferences)>, PortError> {
+        let memory = self.memory.lock().expect("not poisoned");
+        let key = (program.to_owned(), participant.to_owned());
+        Ok(memory.accounts.get(&key).map(|account| {
+            let preferences = memory.notifications.preferences.get(&key).cloned();
+            (account.state.clone(), preferences.unwrap_or_default())
+        }))
+    }
+
+    async fn delivery(
+        &self,
+        program: &str,
+        participant: &str,
+        id: &str,
+    ) -> Result<Option<DeliveryEntry>, PortError> {
+        let memory = self.memory.lock().expect("not poisoned");
+        Ok(memory
+            .notifications
+            .entry(program, participant, id)
+            .cloned())
+    }
+
+    async fn claim(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+        cap: Option<(&str, u32)>,
+    ) -> Result<Claim, PortError> {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let notifications = &mut memory.notifications;
+        if !notifications.replaceable(program, participant, &entry.id) {
+            let existing = notifications.entry(program, participant, &entry.id);
+            return Ok(Claim::Exists(existing.cloned().expect("not replaceable")));
+        }
+        if let Some((week, max)) = cap {
+            let counted = notifications
+                .nudges
+                .entry((program.to_owned(), participant.to_owned(), week.to_owned()))
+                .or_default();
+            if *counted >= max {
+                return Ok(Claim::CapReached);
+            }
+            *counted += 1;
+        }
+        notifications.put(program, participant, entry);
+        Ok(Claim::Claimed)
+    }
+
+    async fn unclaim(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+        cap: Option<(&str, u32)>,
+    ) -> Result<(), PortError> {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let notifications = &mut memory.notifications;
+        let held = notifications
+            .entry(program, participant, &entry.id)
+            .is_some_and(|e| {
+                matches!(e.status, DeliveryStatus::Sending { .. }) && e.status == entry.status
+            });
+        if !held {
+            return Ok(());
+        }
+        let key = (program.to_owned(), participant.to_owned());
+        if let Some(log) = notifications.deliveries.get_mut(&key) {
+            log.remove(&entry.id);
+        }
+        if let Some((week, _)) = cap
+            && let Some(counted) = notifications
+                .nudges
+                .get_mut(&(key.0, key.1, week.to_owned()))
+        {
+            *counted = counted.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    async fn mark_sent(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+    ) -> Result<(), PortError> {
+        let DeliveryStatus::Sent { at, .. } = &entry.status else {
+            return Err(PortError::Permanent(format!(
+                "delivery {} is marked sent with a sent status, not {:?}",
+                entry.id, entry.status
+            )));
+        };
+        let month = stats_month("sending time", at)?;
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let notifications = &mut memory.notifications;
+        let stored = notifications
+            .deliveries
+            .get_mut(&(program.to_owned(), participant.to_owned()))
+            .and_then(|log| log.get_mut(&entry.id))
+            .filter(|e| matches!(e.status, DeliveryStatus::Sending { .. }))
+            .ok_or(PortError::ConditionFailed)?;
+        stored.status = entry.status.clone();
+        notifications.count(program, month, &entry.kind).sent += 1;
+        Ok(())
+    }
+
+    async fn skip(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+    ) -> Result<(), PortError> {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let notifications = &mut memory.notifications;
+        if !notifications.replaceable(program, participant, &entry.id) {
+            return Err(PortError::ConditionFailed);
+        }
+        notifications.put(program, participant, entry);
+        Ok(())
+    }
+
+    async fn defer(
+        &self,
+        program: &str,
+        participant: &str,
+        entry: &DeliveryEntry,
+        request: &str,
+    ) -> Result<(), PortError> {
+        let DeliveryStatus::Deferred { until } = &entry.status else {
+            return Err(PortError::Permanent(format!(
+                "delivery {} is deferred with a deferred status, not {:?}",
+                entry.id, entry.status
+            )));
+        };
+        let key = deferral_key(until, &entry.id)?;
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let notifications = &mut memory.notifications;
+        if !notifications.replaceable(program, participant, &entry.id) {
+            return Err(PortError::ConditionFailed);
+        }
+        notifications.put(program, participant, entry);
+        notifications
+            .deferred
+            .entry(program.to_owned())
+            .or_default()
+            .insert(key, request.to_owned());
+        Ok(())
+    }
+}
+
+impl DeferralStore for MemoryStore {
+    async fn due(
+        &self,
+        program: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Deferred>, PortError> {
+        let memory = self.memory.lock().expect("not poisoned");
+        let bound = due_bound(now);
+        Ok(memory
+            .notifications
+            .deferred
+            .get(program)
+            .into_iter()
+            .flat_map(|held| held.range(..bound.clone()))
+            .take(limit)
+            .map(|(key, request)| Deferred {
+                key: key.clone(),
+                request: request.clone(),
+            })
+            .collect())
+    }
+
+    async fn release(&self, program: &str, deferred: &str) -> Result<(), PortError> {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        if let Some(held) = memory.notifications.deferred.get_mut(program) {
+            held.remove(deferred);
+        }
+        Ok(())
+    }
+}
+
+impl FeedbackStore for MemoryStore {
+    async fn record(&self, feedback: &Feedback) -> Result<(), PortError> {
+        let month = stats_month("feedback time", &feedback.at)?;
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let notifications = &mut memory.notifications;
+        let key = (feedback.program.clone(), feedback.participant.clone());
+        let Some(entry) = notifications
+            .deliveries
+            .get_mut(&key)
+            .and_then(|log| log.get_mut(&feedback.id))
+        else {
+            return Ok(());
+        };
+        let stamp = match feedback.event {
+            FeedbackEvent::Delivery => &mut entry.delivered_at,
+            FeedbackEvent::Open => &mut entry.opened_at,
+            FeedbackEvent::Bounce { .. } => &mut entry.bounced_at,
+            FeedbackEvent::Complaint => &mut entry.complained_at,
+        };
+        if stamp.is_some() {
+            return Ok(());
+        }
+        *stamp = Some(feedback.at.clone());
+        let stats = notifications.count(&feedback.program, month, &feedback.kind);
+        *match feedback.event {
+            FeedbackEvent::Delivery => &mut stats.delivered,
+            FeedbackEvent::Open => &mut stats.opened,
+            FeedbackEvent::Bounce { .. } => &mut stats.bounced,
+            FeedbackEvent::Complaint => &mut stats.complained,
+        } += 1;
+        if let (Some(reason), Some(address)) =
+            (suppression_reason(feedback.event), &feedback.address_sha256)
+        {
+            let preferences = notifications.preferences.entry(key).or_default();
+            preferences.suppressed_email = Some(address.clone());
+            preferences.suppressed_reason = Some(reason.to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl PreferenceStore for MemoryStore {
+    async fn preferences(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> Result<Preferences, PortError> {
+        let memory = self.memory.lock().expect("not poisoned");
+        Ok(memory
+            .notifications
+            .preferences
+            .get(&(program.to_owned(), participant.to_owned()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn set_preferences(
+        &self,
+        program: &str,
+        participant: &str,
+        preferences: &Preferences,
+    ) -> Result<(), PortError> {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        let key = (program.to_owned(), participant.to_owned());
+        if !memory.accounts.contains_key(&key) {
+            return Err(PortError::ConditionFailed);
+        }
+        memory
+            .notifications
+            .preferences
+            .insert(key, preferences.clone());
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        program: &str,
+        participant: &str,
+    ) -> Result<Vec<DeliveryEntry>, PortError> {
+        let memory = self.memory.lock().expect("not poisoned");
+        let mut entries: Vec<DeliveryEntry> = memory
+            .notifications
+            .deliveries
+            .get(&(program.to_owned(), participant.to_owned()))
+            .map(|log| log.values().cloned().collect())
+            .unwrap_or_default();
+        newest_first(&mut entries);
+        Ok(entries)
+    }
+
+    async fn message_stats(&self, program: &str, month: &str) -> Result<Vec<KindStats>, PortError> {
+        let memory = self.memory.lock().expect("not poisoned");
+        Ok(memory
+            .notifications
+            .stats
+            .iter()
+            .filter(|((p, m, _), _)| p == program && m == month)
+            .map(|(_, stats)| stats.clone())
+            .collect())
     }
 }
 

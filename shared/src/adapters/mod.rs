@@ -5,17 +5,21 @@ pub mod cache;
 pub mod clock;
 pub mod close_store;
 pub mod dynamo;
+pub mod engage_store;
 pub mod memory;
+pub mod notify_store;
 pub mod secrets;
+pub mod ses;
 pub mod sns;
 pub mod sqs;
 
 use crate::ports::PortError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-/// Maps any SDK error: service errors by code, transport failures and timeouts as transient.
-pub(crate) fn port_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    error: SdkError<E, R>,
+/// Maps any SDK error: service errors by code (and any 5xx answer as transient), transport
+/// failures and timeouts as transient.
+pub(crate) fn port_error<E: ProvideErrorMetadata + std::fmt::Debug>(
+    error: SdkError<E>,
 ) -> PortError {
     match &error {
         SdkError::ServiceError(service) => {
@@ -26,12 +30,16 @@ pub(crate) fn port_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt:
                 "ConditionalCheckFailedException" => PortError::ConditionFailed,
                 "ProvisionedThroughputExceededException"
                 | "ThrottlingException"
+                | "Throttled"
+                | "KMSThrottling"
+                | "TooManyRequestsException"
                 | "RequestLimitExceeded"
                 | "InternalServerError"
                 | "InternalFailure"
                 | "ServiceUnavailable"
                 | "TransactionInProgressException"
                 | "AWS.SimpleQueueService.RequestThrottled" => PortError::Transient(message),
+                _ if service.raw().status().is_server_error() => PortError::Transient(message),
                 _ => PortError::Permanent(message),
             }
         }

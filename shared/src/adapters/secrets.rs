@@ -64,3 +64,45 @@ impl KeyStore for SecretsKeyStore {
         Ok(found)
     }
 }
+
+/// The unsubscribe-link signing secret: one Secrets Manager secret (its whole string).
+pub struct SecretsTokenSecret {
+    client: Client,
+    secret_id: String,
+    cache: TtlCache<Arc<Vec<u8>>>,
+}
+
+impl SecretsTokenSecret {
+    pub fn from_sdk(config: &aws_config::SdkConfig, secret_id: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            secret_id: secret_id.into(),
+            cache: TtlCache::new(KEY_TTL, 1),
+        }
+    }
+}
+
+impl crate::ports::TokenSecret for SecretsTokenSecret {
+    async fn secret(&self) -> Result<Arc<Vec<u8>>, PortError> {
+        if let Some(hit) = self.cache.get(&self.secret_id) {
+            return Ok(hit);
+        }
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(port_error)?;
+        let secret = output.secret_string().unwrap_or_default();
+        if secret.len() < 32 {
+            return Err(PortError::Permanent(format!(
+                "secret {} must hold at least 32 characters",
+                self.secret_id
+            )));
+        }
+        let secret = Arc::new(secret.as_bytes().to_vec());
+        self.cache.put(&self.secret_id, secret.clone());
+        Ok(secret)
+    }
+}

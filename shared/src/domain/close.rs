@@ -339,6 +339,8 @@ pub struct Member {
     pub status: String,
     pub enrolled_at: Timestamp,
     pub has_manager: bool,
+    /// The segment the daily segmentation last assigned (`None` before its first run).
+    pub segment: Option<String>,
     pub totals: Totals,
     /// Logins in the period (events, not days), for a `logins` non-use policy.
     pub logins: i64,
@@ -400,6 +402,9 @@ pub struct Figures {
     pub reversed: i64,
     pub liability: i64,
     pub pending: i64,
+    /// Enrolled participants per segment at close (those never segmented are `unsegmented`).
+    #[serde(default)]
+    pub segments: BTreeMap<String, u64>,
 }
 
 /// What a close decides before anything is written: the outcome it freezes.
@@ -515,6 +520,13 @@ fn figures(period: &ClosePeriod, members: &[Member], start: Timestamp, end: Time
             _ => {}
         }
         f.enrolled += 1;
+        *f.segments
+            .entry(
+                m.segment
+                    .clone()
+                    .unwrap_or_else(|| "unsegmented".to_owned()),
+            )
+            .or_default() += 1;
         if m.enrolled_at >= start && m.enrolled_at < end {
             f.new += 1;
         }
@@ -629,6 +641,7 @@ non_use: {notice_below: 4, grace_days: 10}
             status: "active".into(),
             enrolled_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             has_manager: true,
+            segment: None,
             totals: Totals {
                 points,
                 login_days,

@@ -6,6 +6,9 @@
 //! a rule directly. The reference is docs/program-config.md.
 
 use super::close::CloseConfig;
+use super::journey::{self, JourneysConfig};
+use super::message::{self, NotificationsConfig};
+use super::segments::SegmentsConfig;
 use super::error::{FieldError, FieldErrors};
 use super::money::{Currency, json_kind, parse_amount};
 use super::period::time_zone;
@@ -24,7 +27,7 @@ use std::sync::Arc;
 pub const MAX_POINTS_PER_EVENT: i64 = 1_000_000;
 
 /// The fields the rules engine reads; `RESERVED` lists the others a document may hold.
-const FIELDS: [&str; 15] = [
+const FIELDS: [&str; 18] = [
     "program",
     "name",
     "time_zone",
@@ -40,11 +43,14 @@ const FIELDS: [&str; 15] = [
     "drawings",
     "non_use",
     "close",
+    "segments",
+    "journeys",
+    "notifications",
 ];
 
 /// Sections read by the features that use them, stored with the version like every other
 /// section; the rules engine does not read them, and each must be an object or a list.
-const RESERVED: [&str; 4] = ["segments", "journeys", "notifications", "catalog"];
+const RESERVED: [&str; 1] = ["catalog"];
 
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -67,6 +73,12 @@ pub struct Program {
     pub wallet: Wallet,
     /// Leaderboards, drawings and the non-use policy the period close applies.
     pub close: CloseConfig,
+    /// How the daily run segments participants and derives their personal targets.
+    pub segments: SegmentsConfig,
+    /// Partner journeys by role: steps, milestones, nudges and catch-up offers.
+    pub journeys: JourneysConfig,
+    /// Sender name, quiet hours, frequency caps and the weekly digest.
+    pub notifications: NotificationsConfig,
     /// The document as validated, stored verbatim so a version can be read back.
     pub document: Value,
 }
@@ -185,6 +197,9 @@ impl Program {
             }
         }
         let close = CloseConfig::parse(&document, &mut errors);
+        let segments = SegmentsConfig::parse(&document, &mut errors);
+        let journeys = journey::parse(&document, &mut errors);
+        let notifications = message::parse(&document, &mut errors);
         check_references(&document, &rules, &campaigns, &budgets, &mut errors);
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -207,6 +222,9 @@ impl Program {
             budgets,
             wallet,
             close,
+            segments,
+            journeys,
+            notifications,
             document: document.clone(),
         });
         errors.into_result(()).map(|()| program.expect("checked"))

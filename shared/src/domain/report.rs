@@ -1164,7 +1164,7 @@ fn notices(notices: &NoticeSummary) -> String {
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for character in text.chars() {
         match character {

@@ -13,12 +13,12 @@
 //!    (requests keyed by their cause), outbound events (keyed by cause).
 //! 5. **Publish** the standings, lists and report documents, and mark the close done.
 
+use super::{SendAll, bonus_message};
 use crate::domain::close::{BoardOutcome, ClosePeriod, Decision, Judged, Member, decide};
 use crate::domain::drawing::{self, DrawingRecord};
-use crate::domain::envelope::{BONUS_TYPE, LOGIN_TYPE, parse_event};
+use crate::domain::envelope::{BONUS_TYPE, LOGIN_TYPE};
 use crate::domain::ledger::{EntryStatus, EventRecord};
 use crate::domain::program::Program;
-use crate::domain::queued::QueuedEvent;
 use crate::domain::report::{
     BoardReport, BoardRow, DrawingReport, DrawingWinner, HistoryPoint, NoticeSummary,
     Participation, PeriodKind, PointsSummary, Report,
@@ -465,24 +465,21 @@ where
                     points,
                     reason,
                 } => {
-                    let envelope = json!({
-                        "id": event_id,
-                        "participant": participant,
-                        "type": BONUS_TYPE,
-                        // The credit belongs to the last instant of the period it rewards.
-                        "occurred_at": period.last_instant(&program.time_zone).to_string(),
-                        "attributes": {"points": points, "reason": reason},
-                    });
-                    let event = parse_event(&envelope, "", now)
-                        .map_err(|e| CloseError::Corrupt(format!("a bonus credit: {e:?}")))?;
+                    // The credit belongs to the last instant of the period it rewards.
+                    let occurred_at = period.last_instant(&program.time_zone);
+                    let body = bonus_message(
+                        &program.id,
+                        participant,
+                        event_id,
+                        *points,
+                        reason,
+                        occurred_at,
+                        now,
+                    )
+                    .map_err(CloseError::Corrupt)?;
                     credits.push(QueueMessage {
                         id: credits.len().to_string(),
-                        body: QueuedEvent {
-                            program: program.id.clone(),
-                            received_at: now,
-                            event,
-                        }
-                        .to_message(),
+                        body,
                     });
                 }
                 Effect::Strike { participant } => {
@@ -787,32 +784,7 @@ where
                 suspended: count(|v| v == Verdict::Sanctioned(Sanction::Suspend)),
                 terminated: count(|v| v == Verdict::Sanctioned(Sanction::Terminate)),
             },
-            segments: Default::default(),
-        })
-    }
-}
-
-/// Sends every message or fails: the effects' checkpoint moves only past what was sent.
-trait SendAll: Sync {
-    fn send_all(
-        &self,
-        messages: Vec<QueueMessage>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), PortError>> + Send + '_>>;
-}
-
-impl<Q: EventQueue> SendAll for Q {
-    fn send_all(
-        &self,
-        messages: Vec<QueueMessage>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), PortError>> + Send + '_>> {
-        Box::pin(async move {
-            if messages.is_empty() {
-                return Ok(());
-            }
-            for result in self.send(&messages).await {
-                result?;
-            }
-            Ok(())
+            segments: frozen.decision.figures.segments.clone(),
         })
     }
 }

@@ -1,0 +1,491 @@
+//! The daily engagement run, invoked hourly by the scheduler. For each program it first puts
+//! back on the notifications queue every SMS whose quiet hours are over; then, once a day
+//! at `segments.run_hour` in the program's time zone, it:
+//!
+//! 1. reads every member with the months the segmentation needs and computes each one's
+//!    window score, for the population's ranks and peer percentiles (pass one);
+//! 2. reads them again and, per member: folds complete months into their engagement state,
+//!    assigns the segment, derives the personal target, plans the journey's steps,
+//!    milestones and nudges, builds the weekly digest on its weekday, and queues the messages
+//!    and milestone awards; then stores the state and any change of segment (pass two,
+//!    checkpointed per roster shard).
+//!
+//! Every request and award carries its cause as its id, so a rerun after a crash (or a second
+//! invocation) sends and credits nothing twice; the state it stores makes the plan of a member
+//! already done empty.
+
+use super::{SendAll, bonus_message};
+use crate::domain::counters::MonthStats;
+use crate::domain::journey::{JourneyAction, JourneyMember, JourneyState, MonthTarget, plan};
+use crate::domain::message::{Channel, NotificationRequest, Recipient, cap_week};
+use crate::domain::period::time_zone;
+use crate::domain::program::Program;
+use crate::domain::rules::Period;
+use crate::domain::segments::{
+    Assessment, Engagement, Month, Population, Segment, assess, personal_target,
+};
+use crate::domain::standings::{BOARD_SHARDS, Totals};
+use crate::domain::wallet::Wallet;
+use crate::ports::{
+    Clock, DeferralStore, EngageMember, EngageRun, EngageStore, EventQueue, PortError,
+    ProgramReader, QueueMessage, SegmentChange, StatsReader,
+};
+use jiff::{Timestamp, Zoned};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Deferred requests released per program and invocation (the next hour takes the rest).
+const RELEASE_LIMIT: usize = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngageError {
+    #[error(transparent)]
+    Store(#[from] PortError),
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+}
+
+/// What one program's run did, for the log and the tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunSummary {
+    pub program: String,
+    pub released: usize,
+    /// The local date of the daily run, when one ran.
+    pub day: Option<String>,
+    pub members: usize,
+    pub segments: std::collections::BTreeMap<String, u64>,
+    pub changes: usize,
+    pub messages: usize,
+    pub awards: usize,
+}
+
+pub struct EngageJob<S, D, P, Q, N, C> {
+    pub store: S,
+    pub deferrals: D,
+    pub programs: P,
+    pub events: Q,
+    pub notifications: N,
+    pub clock: C,
+}
+
+impl<S, D, P, Q, N, C> EngageJob<S, D, P, Q, N, C>
+where
+    S: EngageStore + StatsReader,
+    D: DeferralStore,
+    P: ProgramReader,
+    Q: EventQueue,
+    N: EventQueue,
+    C: Clock,
+{
+    /// The hourly tick: every program with a stored configuration. One failing program does
+    /// not hold up the others; the first error is returned after all have run.
+    pub async fn tick(&self, programs: &[String]) -> (Vec<RunSummary>, Option<EngageError>) {
+        let mut summaries = Vec::new();
+        let mut first_error = None;
+        for program in programs {
+            match self.run(program).await {
+                Ok(summary) => summaries.push(summary),
+                Err(error) => {
+                    tracing::error!(program, %error, "engagement run failed");
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        (summaries, first_error)
+    }
+
+    /// One program: releases due deferrals, then the daily run if it is due and not done.
+    pub async fn run(&self, program_id: &str) -> Result<RunSummary, EngageError> {
+        let now = self.clock.now();
+        let mut summary = RunSummary {
+            program: program_id.to_owned(),
+            released: self.release(program_id, now).await?,
+            ..RunSummary::default()
+        };
+        let Some(versions) = self.programs.versions(program_id).await? else {
+            return Ok(summary);
+        };
+        let program = versions.latest().clone();
+        // The day's run state says whether today's run finished, so no last run is passed.
+        let Some(day) = program.segments.run_day(now, &program.time_zone, None) else {
+            return Ok(summary);
+        };
+        let local = now.to_zoned(program.time_zone.clone());
+        let run = self.store.run(program_id, &day).await?.unwrap_or_default();
+        if run.done {
+            return Ok(summary);
+        }
+        summary.day = Some(day.clone());
+        self.daily(&program, &local, run, &mut summary).await?;
+        Ok(summary)
+    }
+
+    /// Puts every due deferred request back on the notifications queue, then forgets it (a
+    /// crash in between sends it twice to the queue, and the sender's log sends it once).
+    async fn release(&self, program: &str, now: Timestamp) -> Result<usize, EngageError> {
+        let due = self.deferrals.due(program, now, RELEASE_LIMIT).await?;
+        for deferred in &due {
+            self.notifications
+                .send_all(vec![QueueMessage {
+                    id: "0".into(),
+                    body: deferred.request.clone(),
+                }])
+                .await?;
+            self.deferrals.release(program, &deferred.key).await?;
+        }
+        Ok(due.len())
+    }
+
+    async fn daily(
+        &self,
+        program: &Program,
+        local: &Zoned,
+        mut run: EngageRun,
+        summary: &mut RunSummary,
+    ) -> Result<(), EngageError> {
+        let today = local.date();
+        let current = Month::of(local.timestamp(), local.time_zone());
+        let months: Vec<String> = (0..=program.segments.months_needed() as i32)
+            .rev()
+            .map(|back| current.back(back).label())
+            .collect();
+        // Pass one: every member's assessment, for the ranks of the top tiers and the
+        // percentiles among peers of the same role.
+        let mut assessed: Vec<(String, Assessment)> = Vec::new();
+        self.each_page(program, None, &months, async |members: Vec<EngageMember>| {
+            for member in members.iter().filter(|m| is_active(m)) {
+                let (engagement, current_stats) = self.fold(program, member, current).await?;
+                let assessment = assess(&program.segments, &engagement, &current_stats, current);
+                assessed.push((member.state.profile.role.clone(), assessment));
+            }
+            Ok(())
+        })
+        .await?;
+        let population = Population::new(&program.segments, assessed.iter().map(|(_, a)| a));
+        let mut roles: Vec<&str> = assessed.iter().map(|(role, _)| role.as_str()).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        let peers: HashMap<&str, Population> = roles
+            .into_iter()
+            .map(|role| {
+                let of_role = assessed.iter().filter(|(r, _)| r == role).map(|(_, a)| a);
+                (role, Population::new(&program.segments, of_role))
+            })
+            .collect();
+        // Pass two, resumable by shard.
+        for shard in run.shards_done..BOARD_SHARDS {
+            let mut messages = Vec::new();
+            let mut awards = Vec::new();
+            let mut saves = Vec::new();
+            self.each_page(program, Some(shard), &months, async |members: Vec<EngageMember>| {
+                for member in members.iter().filter(|m| is_active(m)) {
+                    let (engagement, current_stats) =
+                        self.fold(program, member, current).await?;
+                    let planned = plan_member(
+                        program,
+                        local,
+                        current,
+                        member,
+                        engagement,
+                        &current_stats,
+                        &population,
+                        &peers,
+                    )?;
+                    *summary
+                        .segments
+                        .entry(planned.segment.as_str().to_owned())
+                        .or_default() += 1;
+                    summary.members += 1;
+                    messages.extend(planned.messages);
+                    awards.extend(planned.awards);
+                    saves.push(planned.save);
+                }
+                Ok(())
+            })
+            .await?;
+            summary.messages += messages.len();
+            summary.awards += awards.len();
+            // Messages and awards first, then the state: a crash in between queues them again
+            // (their ids make that harmless), never loses them.
+            self.notifications.send_all(messages).await?;
+            self.events.send_all(awards).await?;
+            for save in saves {
+                summary.changes += usize::from(save.change.is_some());
+                self.store
+                    .save(
+                        &program.id,
+                        &save.participant,
+                        &save.engagement,
+                        &save.journey,
+                        save.change.as_ref(),
+                    )
+                    .await?;
+            }
+            run.shards_done = shard + 1;
+            run.done = run.shards_done == BOARD_SHARDS;
+            self.store
+                .checkpoint(&program.id, &today.to_string(), &run)
+                .await?;
+        }
+        tracing::info!(
+            program = %program.id,
+            members = summary.members,
+            changes = summary.changes,
+            messages = summary.messages,
+            awards = summary.awards,
+            "engagement run done"
+        );
+        Ok(())
+    }
+
+    /// Calls `each` with every page of members of one roster shard, or of all of them.
+    async fn each_page(
+        &self,
+        program: &Program,
+        shard: Option<u8>,
+        months: &[String],
+        mut each: impl AsyncFnMut(Vec<EngageMember>) -> Result<(), EngageError>,
+    ) -> Result<(), EngageError> {
+        let shards = shard.map_or(0..BOARD_SHARDS, |s| s..s + 1);
+        for shard in shards {
+            let mut after = None;
+            loop {
+                let (ids, next) = self.store.roster(&program.id, shard, after).await?;
+                if !ids.is_empty() {
+                    each(self.store.members(&program.id, &ids, months).await?).await?;
+                }
+                match next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The member's stored engagement with every complete month folded in, and the current
+    /// month's figures so far. A member's first fold reads their whole month history, so
+    /// lifetime totals (which milestones read) miss nothing.
+    async fn fold(
+        &self,
+        program: &Program,
+        member: &EngageMember,
+        current: Month,
+    ) -> Result<(Engagement, MonthStats), EngageError> {
+        let (mut engagement, history) = match &member.engagement {
+            Some(text) => {
+                let engagement = serde_json::from_str(text).map_err(|e| {
+                    EngageError::Corrupt(format!(
+                        "engagement state of {}: {e}",
+                        member.state.participant
+                    ))
+                })?;
+                (engagement, None)
+            }
+            None => (
+                Engagement::default(),
+                Some(
+                    self.store
+                        .months(&program.id, &member.state.participant)
+                        .await?,
+                ),
+            ),
+        };
+        let months = history.as_deref().unwrap_or(&member.months);
+        engagement.fold(months, current, &program.segments.metric);
+        let label = current.label();
+        let current_stats = months
+            .iter()
+            .find(|m| m.month == label)
+            .cloned()
+            .unwrap_or_else(|| MonthStats {
+                month: label,
+                ..MonthStats::default()
+            });
+        Ok((engagement, current_stats))
+    }
+}
+
+/// One member's plan for today: what to send, what to credit, what to store.
+#[allow(clippy::too_many_arguments)]
+fn plan_member(
+    program: &Program,
+    local: &Zoned,
+    current: Month,
+    member: &EngageMember,
+    mut engagement: Engagement,
+    current_stats: &MonthStats,
+    population: &Population,
+    peers: &HashMap<&str, Population>,
+) -> Result<Planned, EngageError> {
+    let today = local.date();
+    let now = local.timestamp();
+    let id = &member.state.participant;
+    let assessment = assess(&program.segments, &engagement, current_stats, current);
+    let segment = assessment.segment(population);
+    let transition = engagement.assign(segment, &today.to_string());
+    let change = transition.as_ref().map(|t| SegmentChange {
+        date: t.on.clone(),
+        from: t.from.map(|s| s.as_str().to_owned()),
+        to: t.to.as_str().to_owned(),
+    });
+    let target = personal_target(&program.segments, &engagement, current);
+    let percentile = peers
+        .get(member.state.profile.role.as_str())
+        .map_or(0, |p| p.percentile(assessment.score));
+    let mut requests = Vec::new();
+    let request = |kind: &str, id: String, channel: Channel, data: Value| NotificationRequest {
+        id,
+        program: program.id.clone(),
+        participant: member.state.participant.clone(),
+        recipient: Recipient::Participant,
+        kind: kind.to_owned(),
+        channel,
+        essential: false,
+        period: Some(current.label()),
+        data,
+        created_at: now.to_string(),
+    };
+    if let Some(transition) = &transition
+        && program.segments.announces(transition)
+    {
+        // At most one announcement of a segment a month, however often the member moves
+        // in and out of it.
+        requests.push(request(
+            "segment.entered",
+            format!("{}:segment:{}:{current}:{id}", program.id, transition.to),
+            Channel::Email,
+            json!({"segment": transition.to, "previous": transition.from}),
+        ));
+    }
+    let journey_state: JourneyState = match &member.journey {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| EngageError::Corrupt(format!("journey state of {id}: {e}")))?,
+        None => JourneyState::default(),
+    };
+    // Journeys run on the participant's own calendar: day 0 is their enrolment date where
+    // they are.
+    let own_zone = time_zone(&member.state.profile.time_zone).unwrap_or_else(|_| local.time_zone().clone());
+    let enrolled_on = member
+        .state
+        .enrolled_at
+        .parse::<Timestamp>()
+        .map_err(|e| EngageError::Corrupt(format!("enrolment time of {id}: {e}")))?
+        .to_zoned(own_zone)
+        .date();
+    let have = program.segments.value_of(current_stats);
+    let month_totals = Totals::from(current_stats);
+    let journey_member = JourneyMember {
+        program: &program.id,
+        participant: id,
+        role: &member.state.profile.role,
+        enrolled_on,
+        lifetime: engagement.lifetime_with(current_stats),
+        month: month_totals.clone(),
+        segment: Some(segment.as_str()),
+        has_phone: member.state.profile.phone.is_some(),
+        target: target.as_ref().map(|t| MonthTarget {
+            metric: &program.segments.metric,
+            value: t.value,
+            have,
+        }),
+    };
+    let planned = plan(
+        &program.journeys,
+        &program.close.drawings,
+        &journey_member,
+        &journey_state,
+        today,
+    );
+    let mut awards = Vec::new();
+    for action in planned.actions {
+        match action {
+            JourneyAction::Send {
+                id,
+                kind,
+                channel,
+                data,
+            } => requests.push(request(&kind, id, channel, data)),
+            JourneyAction::Award { id: event_id, points, reason } => {
+                let body = bonus_message(&program.id, id, &event_id, points, &reason, now, now)
+                    .map_err(EngageError::Corrupt)?;
+                awards.push(QueueMessage {
+                    id: awards.len().to_string(),
+                    body,
+                });
+            }
+        }
+    }
+    if today.weekday() == program.notifications.digest.weekday {
+        let week = cap_week(now, local.time_zone());
+        let wallet = Wallet::of(member.state.balance, &member.counters, &today.to_string());
+        let expiring: Vec<Value> = wallet
+            .expiring
+            .iter()
+            .take(3)
+            .map(|(date, points)| json!({"date": date, "points": points}))
+            .collect();
+        let drawings: Vec<Value> = program
+            .close
+            .drawings
+            .iter()
+            .filter(|d| d.period == Period::Month)
+            .map(|d| json!({"title": d.title, "have": d.metric.of(&month_totals), "need": d.at_least}))
+            .collect();
+        requests.push(request(
+            "digest",
+            format!("{}:digest:{week}:{id}", program.id),
+            Channel::Email,
+            json!({
+                "week": week,
+                "points_week": engagement.points_since_digest(current_stats),
+                "balance": wallet.balance,
+                "available": wallet.available,
+                "pending": wallet.pending,
+                "expiring": expiring,
+                "percentile": percentile,
+                "drawings": drawings,
+                "target": target.as_ref().map(|t| json!({"target": t.value, "have": have})),
+            }),
+        ));
+        engagement.digest_sent(current_stats);
+    }
+    let messages = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| QueueMessage {
+            id: i.to_string(),
+            body: serde_json::to_string(r).expect("a request serializes"),
+        })
+        .collect();
+    Ok(Planned {
+        segment,
+        messages,
+        awards,
+        save: Save {
+            participant: id.clone(),
+            engagement: serde_json::to_string(&engagement).expect("state serializes"),
+            journey: serde_json::to_string(&planned.state).expect("state serializes"),
+            change,
+        },
+    })
+}
+
+struct Planned {
+    segment: Segment,
+    messages: Vec<QueueMessage>,
+    awards: Vec<QueueMessage>,
+    save: Save,
+}
+
+struct Save {
+    participant: String,
+    engagement: String,
+    journey: String,
+    change: Option<SegmentChange>,
+}
+
+/// Suspended and terminated reps are neither segmented nor nudged.
+fn is_active(member: &EngageMember) -> bool {
+    member.state.status == "active"
+}
