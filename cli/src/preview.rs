@@ -4,9 +4,7 @@
 
 use crate::{REFUSED, parse_config, print_errors};
 use anyhow::{Context, bail};
-use carrot::domain::message::{
-    Channel, NotificationRequest, NotificationsConfig, Recipient, unsubscribe_token,
-};
+use carrot::domain::message::{Channel, NotificationRequest, Recipient, unsubscribe_token};
 use carrot::domain::mime::{Mailbox, build_email};
 use carrot::domain::participant::Profile;
 use carrot::domain::template::{KINDS, MessageContext, gsm7_length, kind_of, render, sample};
@@ -92,13 +90,7 @@ pub fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
         Ok((_, program)) => program,
         Err(code) => return Ok(code),
     };
-    let config = match NotificationsConfig::of_program(&program.document) {
-        Ok(config) => config,
-        Err(errors) => {
-            print_errors(&args.program, &errors);
-            return Ok(ExitCode::from(REFUSED));
-        }
-    };
+    let config = &program.notifications;
     let profile_json: Value = serde_json::from_str(&crate::read(&args.participant)?)
         .with_context(|| format!("{} is not JSON", args.participant.display()))?;
     let profile = match Profile::from_json(&profile_json) {
@@ -151,7 +143,7 @@ pub fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     });
     let context = MessageContext::new(
         &program.name,
-        &config,
+        config,
         &profile,
         &request,
         unsubscribe_url.clone(),

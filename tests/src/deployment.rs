@@ -9,15 +9,21 @@ use crate::stack::{LocalStack, Resources};
 use admin::Admin;
 use anyhow::Context;
 use award::Award;
-use carrot::adapters::clock::SystemClock;
+use carrot::adapters::clock::{FixedClock, SystemClock};
 use carrot::adapters::dynamo::{CachedPrograms, DynamoStore};
-use carrot::adapters::secrets::SecretsKeyStore;
-use carrot::adapters::sns::SnsOutbound;
+use carrot::adapters::notify_store::NotifyStore;
+use carrot::adapters::secrets::{SecretsKeyStore, SecretsTokenSecret};
+use carrot::adapters::ses::SesMailer;
+use carrot::adapters::sns::{SnsOutbound, SnsSms};
 use carrot::adapters::sqs::SqsEventQueue;
 pub use carrot::http::signed_headers;
 use carrot::service::close::CloseJob;
+use carrot::service::engage::EngageJob;
+use carrot::service::notify::Sender;
 use close::{Close, os_seed};
+use engage::Engage;
 use ingest::Ingest;
+use notify::Notify;
 use rand::Rng;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -34,6 +40,26 @@ pub type CloseFunction = Close<
     SystemClock,
 >;
 
+/// The engagement run as deployed, on the deployment's clock.
+pub type EngageFunction = Engage<
+    DynamoStore,
+    NotifyStore,
+    CachedPrograms<DynamoStore>,
+    SqsEventQueue,
+    SqsEventQueue,
+    Arc<FixedClock>,
+>;
+
+/// The notification sender as deployed, on the deployment's clock.
+pub type NotifyFunction = Notify<
+    NotifyStore,
+    CachedPrograms<DynamoStore>,
+    SesMailer,
+    SnsSms,
+    SecretsTokenSecret,
+    Arc<FixedClock>,
+>;
+
 /// One isolated deployment: its own table, queues and key namespace.
 pub struct Deployment {
     pub resources: Resources,
@@ -41,6 +67,14 @@ pub struct Deployment {
     pub award: SqsEventSource,
     /// The period close, invoked as the scheduler would (`tick`) or for one period (`close`).
     pub close: Arc<CloseFunction>,
+    /// The daily engagement run, invoked as the scheduler would (`engage`).
+    pub engage: Arc<EngageFunction>,
+    /// The notification sender; its queues are polled once `start_sender` is called.
+    pub notify: Arc<NotifyFunction>,
+    sender: Vec<SqsEventSource>,
+    /// The clock of the engagement run and the sender (ingest and award keep the system
+    /// clock: signatures and events are checked against real time). Starts at real time.
+    pub clock: Arc<FixedClock>,
     /// Direct access to the table, for reading results.
     pub store: DynamoStore,
     pub sqs: aws_sdk_sqs::Client,
@@ -62,6 +96,7 @@ impl Deployment {
         let store = DynamoStore::new(stack.dynamodb_client(), resources.table());
         let queue = || SqsEventQueue::new(stack.sqs_client(), resources.events_queue_url());
         let keys = || SecretsKeyStore::new(stack.secrets_client(), key_prefix.clone());
+        let notify_store = || NotifyStore::new(stack.dynamodb_client(), resources.table());
 
         let ingest = Arc::new(Ingest {
             keys: keys(),
@@ -81,6 +116,11 @@ impl Deployment {
             clock: SystemClock,
             outbound: outbound(),
             config_lead: program_ttl,
+            messages: notify_store(),
+            unsubscribe: SecretsTokenSecret::new(
+                stack.secrets_client(),
+                resources.unsubscribe_secret_arn(),
+            ),
         });
         let close = Arc::new(Close {
             job: CloseJob {
@@ -101,6 +141,42 @@ impl Deployment {
             programs: CachedPrograms::new(store.clone(), program_ttl),
             clock: SystemClock,
         });
+        let clock = Arc::new(FixedClock::at(jiff::Timestamp::now()));
+        let notifications = || {
+            SqsEventQueue::new(
+                stack.sqs_client(),
+                resources.queue_url("NotificationsQueue"),
+            )
+        };
+        let engage = Arc::new(Engage {
+            job: EngageJob {
+                store: store.clone(),
+                deferrals: notify_store(),
+                programs: CachedPrograms::new(store.clone(), program_ttl),
+                events: queue(),
+                notifications: notifications(),
+                clock: clock.clone(),
+            },
+        });
+        let notify = Arc::new(Notify {
+            sender: Sender {
+                store: notify_store(),
+                programs: CachedPrograms::new(store.clone(), program_ttl),
+                mailer: SesMailer::new(
+                    stack.sesv2_client(),
+                    Some(resources.email_configuration_set().to_owned()),
+                ),
+                sms: SnsSms::new(stack.sns_client(), None),
+                secret: SecretsTokenSecret::new(
+                    stack.secrets_client(),
+                    resources.unsubscribe_secret_arn(),
+                ),
+                clock: clock.clone(),
+                from_email: resources.sender_email().to_owned(),
+                api_base_url: String::new(),
+            },
+            email_events_queue_arn: resources.email_events_queue_arn().to_owned(),
+        });
 
         let mut http: HashMap<String, HttpHandler> = HashMap::new();
         http.insert(
@@ -118,6 +194,12 @@ impl Deployment {
             }),
         );
         let api = HttpApiServer::start(resources.template().routes(), http).await?;
+        let mut notify = notify;
+        // Unsubscribe links point at the local API.
+        Arc::get_mut(&mut notify)
+            .expect("not shared yet")
+            .sender
+            .api_base_url = api.base_url().trim_end_matches('/').to_owned();
         let award_handler: SqsHandler = Arc::new(move |event| -> BoxFut<_> {
             let award = award.clone();
             Box::pin(async move { award.handle(event).await })
@@ -134,6 +216,10 @@ impl Deployment {
             api,
             award,
             close,
+            engage,
+            notify,
+            sender: Vec::new(),
+            clock,
             store,
             sqs: stack.sqs_client(),
             secrets: stack.secrets_client(),
@@ -265,7 +351,59 @@ impl Deployment {
         }
     }
 
+    /// Starts polling the notifications and email-events queues with the sender, as the
+    /// deployed event source mappings do. Tests of the close drain the notifications queue
+    /// themselves, so the sender is not started by default.
+    pub fn start_sender(&mut self, stack: &LocalStack, options: SqsEventSourceOptions) {
+        for (url, arn) in [
+            (
+                self.resources.queue_url("NotificationsQueue").to_owned(),
+                self.resources.queue_arn("NotificationsQueue").to_owned(),
+            ),
+            (
+                self.resources.email_events_queue_url().to_owned(),
+                self.resources.email_events_queue_arn().to_owned(),
+            ),
+        ] {
+            let notify = self.notify.clone();
+            let handler: SqsHandler = Arc::new(move |event| -> BoxFut<_> {
+                let notify = notify.clone();
+                Box::pin(async move { notify.handle(event).await })
+            });
+            self.sender.push(SqsEventSource::start(
+                stack.sqs_client(),
+                url,
+                arn,
+                handler,
+                options.clone(),
+            ));
+        }
+    }
+
+    /// Returns once the sender's queues have stayed empty (see `SqsEventSource::wait_idle`).
+    pub async fn wait_sender_idle(&self, timeout: Duration) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.sender.is_empty(), "the sender was not started");
+        for source in &self.sender {
+            source.wait_idle(timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// What the hourly engagement schedule does, at the deployment's clock.
+    pub async fn engage(&self) -> anyhow::Result<Value> {
+        let schedule = self
+            .resources
+            .template()
+            .schedule("EngageSchedule")
+            .context("the template has no EngageSchedule")?;
+        let input: Value = serde_json::from_str(schedule.input.as_deref().unwrap_or("{}"))?;
+        Ok(self.engage.handle(input).await?)
+    }
+
     pub async fn stop(self) -> anyhow::Result<()> {
+        for source in self.sender {
+            source.shutdown().await;
+        }
         self.award.shutdown().await;
         self.api.shutdown();
         self.resources.cleanup().await

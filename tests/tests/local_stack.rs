@@ -25,6 +25,8 @@ use std::time::Duration;
 
 #[path = "close/mod.rs"]
 mod close;
+#[path = "engage/mod.rs"]
+mod engage;
 #[path = "notify_store/mod.rs"]
 mod notify_store;
 

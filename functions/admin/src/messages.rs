@@ -212,9 +212,7 @@ where
         caller: &Caller,
         month: &str,
     ) -> Result<ApiGatewayV2httpResponse, Problem> {
-        if carrot::domain::close::ClosePeriod::parse(month)
-            .map_or(true, |p| p.label.len() != 7)
-        {
+        if carrot::domain::close::ClosePeriod::parse(month).map_or(true, |p| p.label.len() != 7) {
             return Err(Problem::invalid(
                 "the month is not valid",
                 vec![FieldError::new("month", "must be a month like 2026-11")],

@@ -6,6 +6,7 @@
 
 use carrot::ports::{
     Clock, CloseStore, DeferralStore, EngageStore, EventQueue, PortError, ProgramReader,
+    StatsReader,
 };
 use carrot::service::engage::{EngageError, EngageJob};
 use serde_json::{Value, json};
@@ -24,7 +25,7 @@ pub struct Engage<S, D, P, Q, N, C> {
 
 impl<S, D, P, Q, N, C> Engage<S, D, P, Q, N, C>
 where
-    S: EngageStore + CloseStore,
+    S: EngageStore + CloseStore + StatsReader,
     D: DeferralStore,
     P: ProgramReader,
     Q: EventQueue,

@@ -1,7 +1,8 @@
-//! An in-memory store with the DynamoDB adapter's semantics: a plan applies atomically and
+//! An in-memory store with the DynamoDB adapters' semantics: a plan applies atomically and
 //! only if every guard holds, else nothing changes and the caller re-plans. The backtest
-//! replays history through it (touching no table), and the property tests check the laws of
-//! the award path against it.
+//! replays history through it (touching no table), the property tests check the laws of the
+//! award path against it, and the notification sender's tests run on its notification items
+//! (`NotifyStore`'s semantics).
 
 use crate::adapters::notify_store::{
     deferral_key, due_bound, newest_first, stats_month, suppression_reason,
@@ -487,13 +488,18 @@ impl DeliveryStore for MemoryStore {
         entry: &DeliveryEntry,
         cap: Option<(&str, u32)>,
     ) -> Result<(), PortError> {
+        if !matches!(entry.status, DeliveryStatus::Sending { .. }) {
+            return Err(PortError::Permanent(format!(
+                "delivery {} is given back with its claim (sending), not {:?}",
+                entry.id, entry.status
+            )));
+        }
         let mut memory = self.memory.lock().expect("not poisoned");
         let notifications = &mut memory.notifications;
+        // A claim no longer held has nothing to give back.
         let held = notifications
             .entry(program, participant, &entry.id)
-            .is_some_and(|e| {
-                matches!(e.status, DeliveryStatus::Sending { .. }) && e.status == entry.status
-            });
+            .is_some_and(|e| e.status == entry.status);
         if !held {
             return Ok(());
         }

@@ -116,6 +116,7 @@ pub(crate) fn newest_first(entries: &mut [DeliveryEntry]) {
 /// and `PreferenceStore` (the admin API and the unsubscribe link).
 #[derive(Clone)]
 pub struct NotifyStore {
+    /// The table's client and name, and its paged prefix query.
     table: DynamoStore,
 }
 

@@ -74,8 +74,12 @@ pub struct SecretsTokenSecret {
 
 impl SecretsTokenSecret {
     pub fn from_sdk(config: &aws_config::SdkConfig, secret_id: impl Into<String>) -> Self {
+        Self::new(Client::new(config), secret_id)
+    }
+
+    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
         Self {
-            client: Client::new(config),
+            client,
             secret_id: secret_id.into(),
             cache: TtlCache::new(KEY_TTL, 1),
         }

@@ -203,9 +203,8 @@ pub struct QuietHours {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestConfig {
+    /// The digests go out with the daily engagement run of this weekday (program time).
     pub weekday: Weekday,
-    /// The hour of the weekday, in the program's time zone, from which the digests go out.
-    pub hour: i8,
     /// Rewards the digest shows.
     pub offers: Vec<Offer>,
 }
@@ -230,7 +229,6 @@ impl Default for NotificationsConfig {
             nudges_per_week: 2,
             digest: DigestConfig {
                 weekday: Weekday::Monday,
-                hour: 8,
                 offers: Vec::new(),
             },
             locales: LOCALES.iter().map(|l| (*l).to_owned()).collect(),
@@ -254,13 +252,6 @@ impl NotificationsConfig {
             })
             .copied()
             .unwrap_or("en")
-    }
-
-    /// The section of a whole program document, checked alone (the admin CLI's preview).
-    pub fn of_program(document: &Value) -> Result<Self, Vec<super::error::FieldError>> {
-        let mut errors = FieldErrors::default();
-        let config = parse(document, &mut errors);
-        errors.into_result(config)
     }
 }
 
@@ -323,12 +314,7 @@ pub(crate) fn parse(document: &Value, errors: &mut FieldErrors) -> Notifications
         config.nudges_per_week = n as u32;
     }
     if let Some(digest) = f.get("digest")
-        && let Some(g) = Fields::of(
-            digest,
-            &f.at("digest"),
-            &["weekday", "hour", "offers"],
-            errors,
-        )
+        && let Some(g) = Fields::of(digest, &f.at("digest"), &["weekday", "offers"], errors)
     {
         if let Some(day) = g.get("weekday") {
             match day.as_str().and_then(weekday) {
@@ -338,9 +324,6 @@ pub(crate) fn parse(document: &Value, errors: &mut FieldErrors) -> Notifications
                     format!("must be a weekday name in lower case (monday … sunday), got {day}"),
                 ),
             }
-        }
-        if let Some(hour) = g.int("hour", 0..=23, false, errors) {
-            config.digest.hour = hour as i8;
         }
         let offers = g.list("offers", errors);
         if offers.len() > MAX_OFFERS {
@@ -515,6 +498,22 @@ pub fn verify_unsubscribe_token(secret: &[u8], token: &str) -> Option<(String, S
 // ---------------------------------------------------------------------------------------
 // Quiet hours and the weekly nudge cap.
 
+/// Messages the participant did not ask for and can do without: reminders, prompts,
+/// near-misses, offers, segment news. The weekly cap holds them. Not nudges: essential
+/// notices, and what a participant expects to get whatever the week brought (the welcome and
+/// the welcome quiz on their first day, a milestone's congratulation and award, a completed
+/// catch-up, the weekly digest they subscribed to).
+pub fn is_nudge(request: &NotificationRequest) -> bool {
+    const EXPECTED: [&str; 5] = [
+        "journey.welcome",
+        "journey.welcome_quiz",
+        "journey.milestone",
+        "journey.catch_up_done",
+        "digest",
+    ];
+    !request.essential && !EXPECTED.contains(&request.kind.as_str())
+}
+
 /// When the quiet time `now` falls in ends, or `None` when it is not quiet in `zone` now.
 ///
 /// The end is the first instant the local clock shows `quiet.to` after `now`: on a day the
@@ -629,7 +628,7 @@ pub fn decide(
     }
     // Profiles are validated at enrolment; a zone that no longer resolves counts as UTC.
     let zone = time_zone(&profile.time_zone).unwrap_or(TimeZone::UTC);
-    let cap = (!request.essential && request.recipient == Recipient::Participant)
+    let cap = (is_nudge(request) && request.recipient == Recipient::Participant)
         .then(|| (cap_week(now, &zone), config.nudges_per_week));
     match (request.recipient, request.channel) {
         (Recipient::Manager, Channel::Sms) => Decision::Skip(SkipReason::NoPhone),
@@ -863,7 +862,7 @@ mod tests {
             "portal_url": "https://portal.acme.example/",
             "quiet_hours": {"from": "22:30", "to": "7:00"},
             "frequency_cap": {"nudges_per_week": 0},
-            "digest": {"weekday": "friday", "hour": 15, "offers": [
+            "digest": {"weekday": "friday", "offers": [
                 {"title": "Cinema voucher", "points": 800, "url": "https://portal.acme.example/r/1"},
                 {"title": "Headphones", "points": 4000}
             ]},
@@ -880,7 +879,6 @@ mod tests {
         );
         assert_eq!(parsed.nudges_per_week, 0);
         assert_eq!(parsed.digest.weekday, Weekday::Friday);
-        assert_eq!(parsed.digest.hour, 15);
         assert_eq!(parsed.digest.offers[1].url, None);
         assert_eq!(parsed.locales, ["sv"]);
     }
@@ -892,7 +890,7 @@ mod tests {
             "portal_url": "http://portal.acme.example",
             "quiet_hours": {"from": "9pm", "to": "24:00"},
             "frequency_cap": {"nudges_per_week": 51},
-            "digest": {"weekday": "Monday", "hour": 24, "offers": [
+            "digest": {"weekday": "Monday", "offers": [
                 {"title": "", "points": -1, "url": "javascript:alert(1)"},
                 {"points": 5, "colour": "red"}
             ]},
@@ -908,7 +906,6 @@ mod tests {
             "notifications.quiet_hours.to",
             "notifications.frequency_cap.nudges_per_week",
             "notifications.digest.weekday",
-            "notifications.digest.hour",
             "notifications.digest.offers[0].title",
             "notifications.digest.offers[0].points",
             "notifications.digest.offers[0].url",

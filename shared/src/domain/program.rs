@@ -6,16 +6,16 @@
 //! a rule directly. The reference is docs/program-config.md.
 
 use super::close::CloseConfig;
+use super::error::{FieldError, FieldErrors};
 use super::journey::{self, JourneysConfig};
 use super::message::{self, NotificationsConfig};
-use super::segments::SegmentsConfig;
-use super::error::{FieldError, FieldErrors};
 use super::money::{Currency, json_kind, parse_amount};
 use super::period::time_zone;
 use super::rules::{
     Budget, Campaign, Fields, MAX_RULES, MAX_SHARDS, Rule, Wallet, parse_budget, parse_campaign,
     parse_rule, parse_wallet,
 };
+use super::segments::SegmentsConfig;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;

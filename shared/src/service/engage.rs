@@ -152,14 +152,20 @@ where
         // Pass one: every member's assessment, for the ranks of the top tiers and the
         // percentiles among peers of the same role.
         let mut assessed: Vec<(String, Assessment)> = Vec::new();
-        self.each_page(program, None, &months, async |members: Vec<EngageMember>| {
-            for member in members.iter().filter(|m| is_active(m)) {
-                let (engagement, current_stats) = self.fold(program, member, current).await?;
-                let assessment = assess(&program.segments, &engagement, &current_stats, current);
-                assessed.push((member.state.profile.role.clone(), assessment));
-            }
-            Ok(())
-        })
+        self.each_page(
+            program,
+            None,
+            &months,
+            async |members: Vec<EngageMember>| {
+                for member in members.iter().filter(|m| is_active(m)) {
+                    let (engagement, current_stats) = self.fold(program, member, current).await?;
+                    let assessment =
+                        assess(&program.segments, &engagement, &current_stats, current);
+                    assessed.push((member.state.profile.role.clone(), assessment));
+                }
+                Ok(())
+            },
+        )
         .await?;
         let population = Population::new(&program.segments, assessed.iter().map(|(_, a)| a));
         let mut roles: Vec<&str> = assessed.iter().map(|(role, _)| role.as_str()).collect();
@@ -177,31 +183,36 @@ where
             let mut messages = Vec::new();
             let mut awards = Vec::new();
             let mut saves = Vec::new();
-            self.each_page(program, Some(shard), &months, async |members: Vec<EngageMember>| {
-                for member in members.iter().filter(|m| is_active(m)) {
-                    let (engagement, current_stats) =
-                        self.fold(program, member, current).await?;
-                    let planned = plan_member(
-                        program,
-                        local,
-                        current,
-                        member,
-                        engagement,
-                        &current_stats,
-                        &population,
-                        &peers,
-                    )?;
-                    *summary
-                        .segments
-                        .entry(planned.segment.as_str().to_owned())
-                        .or_default() += 1;
-                    summary.members += 1;
-                    messages.extend(planned.messages);
-                    awards.extend(planned.awards);
-                    saves.push(planned.save);
-                }
-                Ok(())
-            })
+            self.each_page(
+                program,
+                Some(shard),
+                &months,
+                async |members: Vec<EngageMember>| {
+                    for member in members.iter().filter(|m| is_active(m)) {
+                        let (engagement, current_stats) =
+                            self.fold(program, member, current).await?;
+                        let planned = plan_member(
+                            program,
+                            local,
+                            current,
+                            member,
+                            engagement,
+                            &current_stats,
+                            &population,
+                            &peers,
+                        )?;
+                        *summary
+                            .segments
+                            .entry(planned.segment.as_str().to_owned())
+                            .or_default() += 1;
+                        summary.members += 1;
+                        messages.extend(planned.messages);
+                        awards.extend(planned.awards);
+                        saves.push(planned.save);
+                    }
+                    Ok(())
+                },
+            )
             .await?;
             summary.messages += messages.len();
             summary.awards += awards.len();
@@ -365,7 +376,8 @@ fn plan_member(
     };
     // Journeys run on the participant's own calendar: day 0 is their enrolment date where
     // they are.
-    let own_zone = time_zone(&member.state.profile.time_zone).unwrap_or_else(|_| local.time_zone().clone());
+    let own_zone =
+        time_zone(&member.state.profile.time_zone).unwrap_or_else(|_| local.time_zone().clone());
     let enrolled_on = member
         .state
         .enrolled_at
@@ -406,7 +418,11 @@ fn plan_member(
                 channel,
                 data,
             } => requests.push(request(&kind, id, channel, data)),
-            JourneyAction::Award { id: event_id, points, reason } => {
+            JourneyAction::Award {
+                id: event_id,
+                points,
+                reason,
+            } => {
                 let body = bonus_message(&program.id, id, &event_id, points, &reason, now, now)
                     .map_err(EngageError::Corrupt)?;
                 awards.push(QueueMessage {

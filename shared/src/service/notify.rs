@@ -100,21 +100,15 @@ where
             // Nobody to write a log entry for: nothing to send, nothing to keep.
             return Ok(Outcome::Skipped("not_enrolled".into()));
         };
-        if let Some(existing) = self
+        let existing = self
             .store
             .delivery(&request.program, &request.participant, &request.id)
-            .await?
-        {
-            match self.settled(&existing, now) {
-                Settled::Done => return Ok(Outcome::Duplicate),
-                Settled::Pending => return Err(NotifyError::InFlight(request.id.clone())),
-                Settled::Retry => {
-                    self.store
-                        .unclaim(&request.program, &request.participant, &existing, None)
-                        .await?;
-                }
-                Settled::Due => {}
-            }
+            .await?;
+        let settled = existing.as_ref().map(|e| self.settled(e, now));
+        match settled {
+            Some(Settled::Done) => return Ok(Outcome::Duplicate),
+            Some(Settled::Pending) => return Err(NotifyError::InFlight(request.id.clone())),
+            Some(Settled::Retry | Settled::Due) | None => {}
         }
         let decision = crate::domain::message::decide(
             &request,
@@ -124,11 +118,27 @@ where
             &program.notifications,
             now,
         );
+        if let (Some(Settled::Retry), Some(stale)) = (settled, &existing) {
+            // The stale claim counted a nudge: give it back with the claim, so the resend
+            // counts it once.
+            let cap = match &decision {
+                Decision::Send { cap, .. } => cap.as_ref().map(|(week, max)| (week.as_str(), *max)),
+                _ => None,
+            };
+            self.store
+                .unclaim(&request.program, &request.participant, stale, cap)
+                .await?;
+        }
         let (address, cap) = match decision {
             Decision::Skip(reason) => {
                 let reason = reason.as_str().to_owned();
                 return self
-                    .skip(&request, entry(DeliveryStatus::Skipped { reason: reason.clone() }))
+                    .skip(
+                        &request,
+                        entry(DeliveryStatus::Skipped {
+                            reason: reason.clone(),
+                        }),
+                    )
                     .await
                     .map(|done| done.unwrap_or(Outcome::Skipped(reason)));
             }
@@ -183,11 +193,7 @@ where
         }
         let sent = match &message {
             Composed::Email(email) => self.mailer.send_email(email).await,
-            Composed::Sms(text) => {
-                self.sms
-                    .send_sms(&address, text, !request.essential)
-                    .await
-            }
+            Composed::Sms(text) => self.sms.send_sms(&address, text, !request.essential).await,
         };
         let provider_id = match sent {
             Ok(id) => id,
@@ -275,7 +281,10 @@ where
         } else {
             let secret = self.secret.secret().await?;
             let token = unsubscribe_token(&secret, &request.program, &request.participant);
-            Some(format!("{}/v1/unsubscribe?token={token}", self.api_base_url))
+            Some(format!(
+                "{}/v1/unsubscribe?token={token}",
+                self.api_base_url
+            ))
         };
         let locale = config.locale_for(&profile.locale, &program.locale);
         let context = MessageContext::new(
@@ -291,7 +300,10 @@ where
             Channel::Sms => Composed::Sms(rendered.sms),
             Channel::Email => {
                 let from = Mailbox {
-                    name: config.from_name.clone().unwrap_or_else(|| program.name.clone()),
+                    name: config
+                        .from_name
+                        .clone()
+                        .unwrap_or_else(|| program.name.clone()),
                     address: self.from_email.clone(),
                 };
                 let raw_mime = build_email(
@@ -314,6 +326,7 @@ where
     }
 }
 
+#[derive(Clone, Copy)]
 enum Settled {
     /// Handled for good.
     Done,

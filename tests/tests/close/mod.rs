@@ -179,14 +179,49 @@ impl Rep {
 
 /// A program on a deployment: its configuration stored, a key of its CRM and a key of its
 /// administrator (which may also read the leaderboards).
-struct Tenant {
-    id: String,
-    crm: ApiClient,
-    admin: ApiClient,
+pub(crate) struct Tenant {
+    pub(crate) id: String,
+    pub(crate) crm: ApiClient,
+    pub(crate) admin: ApiClient,
+}
+
+/// Moves a participant's enrolment to `at`, as if they had enrolled then.
+pub(crate) async fn backdate_enrolment(
+    deployment: &Deployment,
+    program: &str,
+    participant: &str,
+    at: Timestamp,
+) -> anyhow::Result<()> {
+    LocalStack::start_or_reuse()
+        .await?
+        .dynamodb_client()
+        .update_item()
+        .table_name(deployment.resources.table())
+        .key(
+            "pk",
+            AttributeValue::S(format!("P#{program}#{participant}")),
+        )
+        .key("sk", AttributeValue::S("PROFILE".into()))
+        .update_expression("SET enrolled_at = :at")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":at", AttributeValue::S(at.to_string()))
+        .send()
+        .await
+        .context("backdating an enrolment")?;
+    Ok(())
 }
 
 impl Tenant {
     async fn create(deployment: &Deployment, program: &str) -> anyhow::Result<Self> {
+        Self::create_with(deployment, program, &program_yaml(program)).await
+    }
+
+    /// A tenant of `program` with the configuration `yaml`.
+    pub(crate) async fn create_with(
+        deployment: &Deployment,
+        program: &str,
+        yaml: &str,
+    ) -> anyhow::Result<Self> {
         let crm = deployment
             .create_key(&format!("{program}-crm"), program, &["events:write"])
             .await?;
@@ -197,7 +232,7 @@ impl Tenant {
                 &["admin", "participants:read"],
             )
             .await?;
-        let stored = admin.put_program(&program_yaml(program)).await?;
+        let stored = admin.put_program(yaml).await?;
         anyhow::ensure!(stored.status == 200, "program not stored: {stored:?}");
         Ok(Tenant {
             id: program.to_owned(),
@@ -214,39 +249,15 @@ impl Tenant {
         reps: &[Rep],
         before: &Month,
     ) -> anyhow::Result<()> {
-        let dynamodb = LocalStack::start_or_reuse().await?.dynamodb_client();
         let enrolled_at = before
             .first
             .checked_sub(30.days())?
             .to_zoned(TimeZone::get(ZONE)?)?
-            .timestamp()
-            .to_string();
-        let mut enrolments = tokio::task::JoinSet::new();
+            .timestamp();
         for rep in reps {
-            let admin = deployment.client(self.admin.key_id(), self.admin.secret());
-            let dynamodb = dynamodb.clone();
-            let table = deployment.resources.table().to_owned();
-            let pk = format!("P#{}#{}", self.id, rep.id);
-            let (id, profile, enrolled_at) = (rep.id.clone(), rep.profile(), enrolled_at.clone());
-            enrolments.spawn(async move {
-                let enrolled = admin.enrol(&id, &profile).await?;
-                anyhow::ensure!(enrolled.status == 201, "{enrolled:?}");
-                dynamodb
-                    .update_item()
-                    .table_name(table)
-                    .key("pk", AttributeValue::S(pk))
-                    .key("sk", AttributeValue::S("PROFILE".into()))
-                    .update_expression("SET enrolled_at = :at")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":at", AttributeValue::S(enrolled_at))
-                    .send()
-                    .await
-                    .context("backdating an enrolment")?;
-                Ok(())
-            });
-        }
-        while let Some(enrolled) = enrolments.join_next().await {
-            enrolled??;
+            let enrolled = self.admin.enrol(&rep.id, &rep.profile()).await?;
+            anyhow::ensure!(enrolled.status == 201, "{enrolled:?}");
+            backdate_enrolment(deployment, &self.id, &rep.id, enrolled_at).await?;
         }
         Ok(())
     }
@@ -277,7 +288,7 @@ impl Tenant {
     }
 
     /// `GET {path}` as the administrator: 200 and the body.
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let response = self.admin.get(path).await?;
         anyhow::ensure!(response.status == 200, "GET {path}: {response:?}");
         Ok(response.body)
