@@ -112,8 +112,9 @@ impl EngageStore for DynamoStore {
             Some(change) => {
                 update = update
                     .update_expression(
-                        "SET engagement = :engagement, journey = :journey, segment = :segment",
+                        "SET engagement = :engagement, journey = :journey, #segment = :segment",
                     )
+                    .expression_attribute_names("#segment", "segment")
                     .expression_attribute_values(":segment", s(&change.to));
                 let mut history = key(pk, format!("{SEGMENT}{}", change.date));
                 history.insert("to".into(), s(&change.to));

@@ -745,3 +745,165 @@ impl ProgramReader for StaticPrograms {
         Ok(self.0.lock().expect("not poisoned").get(program).cloned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::message::{Channel, Recipient};
+    use serde_json::json;
+
+    const PROGRAM: &str = "acme";
+    /// Two nudges a week.
+    const CAP: Option<(&str, u32)> = Some(("2026-W10", 2));
+
+    fn store() -> MemoryStore {
+        let store = MemoryStore::default();
+        let profile = Profile::from_json(&json!({"name": "A", "email": "a@example.com",
+            "locale": "en", "time_zone": "UTC", "role": "seller", "distributor": "d",
+            "location": "l"}))
+        .unwrap();
+        store.enrol(PROGRAM, "alice", profile, Timestamp::UNIX_EPOCH);
+        store
+    }
+
+    fn entry(id: &str, status: DeliveryStatus) -> DeliveryEntry {
+        DeliveryEntry {
+            id: id.into(),
+            kind: "journey.nudge".into(),
+            channel: Channel::Email,
+            recipient: Recipient::Participant,
+            status,
+            created_at: "2026-03-02T09:00:00Z".into(),
+            delivered_at: None,
+            opened_at: None,
+            bounced_at: None,
+            complained_at: None,
+        }
+    }
+
+    fn sending() -> DeliveryStatus {
+        DeliveryStatus::Sending {
+            since: "2026-03-02T09:00:00Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_are_once_and_within_the_weekly_cap() {
+        let store = store();
+        let (a, b, c) = (
+            entry("a", sending()),
+            entry("b", sending()),
+            entry("c", sending()),
+        );
+        async fn claim(store: &MemoryStore, e: &DeliveryEntry) -> Result<Claim, PortError> {
+            store.claim(PROGRAM, "alice", e, CAP).await
+        }
+        assert_eq!(claim(&store, &a).await, Ok(Claim::Claimed));
+        assert_eq!(claim(&store, &a).await, Ok(Claim::Exists(a.clone())));
+        assert_eq!(claim(&store, &b).await, Ok(Claim::Claimed));
+        assert_eq!(claim(&store, &c).await, Ok(Claim::CapReached));
+        assert_eq!(store.delivery(PROGRAM, "alice", "c").await, Ok(None));
+
+        // Given back, a claim frees its place; a stale one changes nothing.
+        let stale = entry(
+            "a",
+            DeliveryStatus::Sending {
+                since: "2026-03-01T00:00:00Z".into(),
+            },
+        );
+        store.unclaim(PROGRAM, "alice", &stale, CAP).await.unwrap();
+        assert_eq!(claim(&store, &c).await, Ok(Claim::CapReached));
+        store.unclaim(PROGRAM, "alice", &b, CAP).await.unwrap();
+        assert_eq!(claim(&store, &c).await, Ok(Claim::Claimed));
+
+        let done = DeliveryEntry {
+            status: DeliveryStatus::Sent {
+                at: "2026-03-02T09:00:01Z".into(),
+                provider_id: "p".into(),
+            },
+            ..a.clone()
+        };
+        store.mark_sent(PROGRAM, "alice", &done).await.unwrap();
+        assert_eq!(
+            store.mark_sent(PROGRAM, "alice", &done).await,
+            Err(PortError::ConditionFailed)
+        );
+        assert_eq!(
+            store.skip(PROGRAM, "alice", &a).await,
+            Err(PortError::ConditionFailed)
+        );
+        let stats = store.message_stats(PROGRAM, "2026-03").await.unwrap();
+        assert_eq!(stats.len(), 1);
+        assert_eq!(
+            (stats[0].kind.as_str(), stats[0].sent),
+            ("journey.nudge", 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn deferrals_come_due_in_time_order() {
+        let store = store();
+        for (id, until) in [
+            ("late", "2026-03-03T07:00:00Z"),
+            ("early", "2026-03-03T06:00:00Z"),
+        ] {
+            let deferred = entry(
+                id,
+                DeliveryStatus::Deferred {
+                    until: until.into(),
+                },
+            );
+            store.defer(PROGRAM, "alice", &deferred, id).await.unwrap();
+        }
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        let due = |now| store.due(PROGRAM, at(now), 10);
+        assert!(due("2026-03-03T05:59:59Z").await.unwrap().is_empty());
+        let all = due("2026-03-03T07:00:00Z").await.unwrap();
+        let requests: Vec<_> = all.iter().map(|d| d.request.as_str()).collect();
+        assert_eq!(requests, ["early", "late"]);
+        store.release(PROGRAM, &all[0].key).await.unwrap();
+        assert_eq!(due("2026-03-03T07:00:00Z").await.unwrap().len(), 1);
+        // Back from the queue, a deferred request is claimed over its entry.
+        assert_eq!(
+            store
+                .claim(PROGRAM, "alice", &entry("early", sending()), None)
+                .await,
+            Ok(Claim::Claimed)
+        );
+    }
+
+    #[tokio::test]
+    async fn feedback_counts_once_and_a_permanent_bounce_suppresses() {
+        let store = store();
+        let a = entry("a", sending());
+        store.claim(PROGRAM, "alice", &a, None).await.unwrap();
+        let bounce = Feedback {
+            program: PROGRAM.into(),
+            participant: "alice".into(),
+            id: "a".into(),
+            kind: "journey.nudge".into(),
+            event: FeedbackEvent::Bounce { permanent: true },
+            at: "2026-04-01T00:00:00Z".into(),
+            address_sha256: Some("hash".into()),
+        };
+        store.record(&bounce).await.unwrap();
+        store.record(&bounce).await.unwrap();
+        let unknown = Feedback {
+            id: "nope".into(),
+            ..bounce.clone()
+        };
+        store.record(&unknown).await.unwrap();
+        let stats = store.message_stats(PROGRAM, "2026-04").await.unwrap();
+        assert_eq!(stats.len(), 1);
+        assert_eq!(stats[0].bounced, 1);
+        let preferences = store.preferences(PROGRAM, "alice").await.unwrap();
+        assert_eq!(preferences.suppressed_email.as_deref(), Some("hash"));
+        assert_eq!(preferences.suppressed_reason.as_deref(), Some("bounce"));
+        assert_eq!(
+            store
+                .set_preferences(PROGRAM, "nobody", &Preferences::default())
+                .await,
+            Err(PortError::ConditionFailed)
+        );
+    }
+}

@@ -32,6 +32,15 @@ const HEADER_LINE: usize = 78;
 /// An encoded word's line, word and leading space or header name included (RFC 2047 §2).
 const WORD_LINE: usize = 76;
 
+/// Plain HTTP on this machine: the local stack serves the API on loopback without TLS (a
+/// deployed API Gateway is always https).
+fn is_loopback_http(url: &str) -> bool {
+    ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+        .iter()
+        .any(|prefix| url.starts_with(prefix))
+        && super::message::is_https_url(&url.replacen("http://", "https://", 1))
+}
+
 /// An address mail goes to or comes from: ASCII, one `@`, a dotted domain, nothing that
 /// could end the address or start another (spaces, `<>`, `,`, `;`, quotes, controls).
 pub fn is_sendable_address(address: &str) -> bool {
@@ -86,7 +95,7 @@ pub fn build_email(
     }
     if let Some(url) = list_unsubscribe {
         check_header("List-Unsubscribe URL", url)?;
-        if url.len() > 900 || !super::message::is_https_url(url) {
+        if url.len() > 900 || !(super::message::is_https_url(url) || is_loopback_http(url)) {
             return Err(MimeError::UnsubscribeUrl);
         }
     }
@@ -587,6 +596,26 @@ mod tests {
                 Some("javascript:alert(1)")
             ),
             Err(MimeError::UnsubscribeUrl)
+        );
+        // Plain HTTP only to loopback (the local stack's API).
+        for url in [
+            "http://carrot.example/v1/unsubscribe",
+            "http://127.0.0.1.evil.example/x",
+        ] {
+            assert_eq!(
+                send(&acme(), "rep@dealer.example", "Hi", Some(url)),
+                Err(MimeError::UnsubscribeUrl),
+                "{url}"
+            );
+        }
+        assert!(
+            send(
+                &acme(),
+                "rep@dealer.example",
+                "Hi",
+                Some("http://127.0.0.1:8080/v1/unsubscribe?token=a.b")
+            )
+            .is_ok()
         );
         // A name with an encoded word's opening is encoded itself, so it cannot smuggle one.
         let raw = send(

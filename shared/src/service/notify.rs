@@ -129,6 +129,20 @@ where
                 .unclaim(&request.program, &request.participant, stale, cap)
                 .await?;
         }
+        // A number that replied STOP is skipped now, not deferred to the morning first.
+        if request.channel == Channel::Sms
+            && !matches!(decision, Decision::Skip(_))
+            && let Some(phone) = &participant.profile.phone
+            && self.sms.opted_out(phone).await?
+        {
+            let skipped = entry(DeliveryStatus::Skipped {
+                reason: "opted_out".into(),
+            });
+            return self
+                .skip(&request, skipped)
+                .await
+                .map(|done| done.unwrap_or(Outcome::Skipped("opted_out".into())));
+        }
         let (address, cap) = match decision {
             Decision::Skip(reason) => {
                 let reason = reason.as_str().to_owned();
@@ -158,15 +172,6 @@ where
             }
             Decision::Send { address, cap } => (address, cap),
         };
-        if request.channel == Channel::Sms && self.sms.opted_out(&address).await? {
-            let skipped = entry(DeliveryStatus::Skipped {
-                reason: "opted_out".into(),
-            });
-            return self
-                .skip(&request, skipped)
-                .await
-                .map(|done| done.unwrap_or(Outcome::Skipped("opted_out".into())));
-        }
         let message = self
             .compose(&request, &program, &participant.profile, &address)
             .await?;

@@ -47,7 +47,7 @@ journeys:
     milestones:
       - {{id: first_deal, title: First deal, when: {{event: deal.registered, count: 1}}, award: {FIRST_DEAL_AWARD}}}
     dormant: {{after_days: 365, channel: sms}}
-    near_miss: {{missing_points_at_most: 50, days_left_at_most: 31}}
+    near_miss: {{missing_points_at_most: 30, days_left_at_most: 31}}
 notifications:
   quiet_hours: {{from: "21:00", to: "08:00"}}
   frequency_cap: {{nudges_per_week: 2}}
@@ -65,6 +65,7 @@ struct Rep {
     zone: &'static str,
     phone: Option<&'static str>,
     enrolled_days_ago: i64,
+    role: &'static str,
 }
 
 impl Rep {
@@ -75,7 +76,7 @@ impl Rep {
     fn profile(&self, program: &str) -> Value {
         let mut profile = json!({"name": format!("{} Rep", capitalised(self.id)),
             "email": self.email(program), "locale": "en-GB", "time_zone": self.zone,
-            "role": "rep", "distributor": "nordic-dealer", "location": "stockholm"});
+            "role": self.role, "distributor": "nordic-dealer", "location": "stockholm"});
         if let Some(phone) = self.phone {
             profile["phone"] = json!(phone);
         }

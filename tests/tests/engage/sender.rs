@@ -17,6 +17,7 @@ const REPS: [Rep; 3] = [
         zone: "America/New_York",
         phone: Some("+12125550100"),
         enrolled_days_ago: 400,
+        role: "sales_manager",
     },
     // moto's SNS reports numbers ending in 99 as opted out (a STOP reply).
     Rep {
@@ -24,12 +25,14 @@ const REPS: [Rep; 3] = [
         zone: "Europe/Stockholm",
         phone: Some("+46701234599"),
         enrolled_days_ago: 400,
+        role: "sales_manager",
     },
     Rep {
         id: "mail",
         zone: "Europe/Stockholm",
         phone: None,
         enrolled_days_ago: 400,
+        role: "sales_manager",
     },
 ];
 
@@ -112,7 +115,15 @@ fn ses_event(kind: &str, request: &NotificationRequest, address: &str, at: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quiet_hours_opt_outs_unsubscribe_redelivery_and_bounces() -> anyhow::Result<()> {
-    let (stack, deployment, tenant) = setup("engage-sender", "sunday", &REPS).await?;
+    // Reps outside the journey's role, and the digest on another day: only the requests
+    // queued here are sent.
+    let digest_day = Timestamp::now()
+        .to_zoned(TimeZone::UTC)
+        .date()
+        .checked_add(3.days())?
+        .weekday();
+    let digest_day = format!("{digest_day:?}").to_lowercase();
+    let (stack, deployment, tenant) = setup("engage-sender", &digest_day, &REPS).await?;
     let program = tenant.id.clone();
     let queue = deployment
         .resources
@@ -168,7 +179,12 @@ async fn quiet_hours_opt_outs_unsubscribe_redelivery_and_bounces() -> anyhow::Re
     assert!(sms_to(stack, "+46701234599").await?.is_empty());
     // Email is not held by quiet hours.
     let address = REPS[2].email(&program);
-    assert_eq!(emails_to(stack, &address).await?.len(), 2);
+    assert_eq!(
+        emails_to(stack, &address).await?.len(),
+        2,
+        "{:?}",
+        log(&tenant, "mail").await?
+    );
 
     // A redelivered request (the same id) sends nothing more.
     enqueue(&nudge).await?;
