@@ -8,7 +8,7 @@ use super::error::FieldErrors;
 use super::program::Program;
 use super::rules::{Fields, Period};
 use super::standings::{Board, Grouping, Metric, Placed, Placing, Standings, Totals};
-use super::stick::{Conduct, NonUse, Verdict, months_between};
+use super::stick::{Conduct, NonUse, Usage, Verdict, months_between};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
@@ -387,6 +387,9 @@ pub struct Judged {
     pub participant: String,
     pub verdict: Verdict,
     pub has_manager: bool,
+    /// The month's usage the verdict was on (login days or logins, as the policy counts).
+    #[serde(default)]
+    pub used: i64,
 }
 
 /// Program-wide figures of the period, for the report.
@@ -489,6 +492,10 @@ pub fn decide(program: &Program, period: &ClosePeriod, members: &[Member]) -> De
                     participant: m.participant.clone(),
                     verdict,
                     has_manager: m.has_manager,
+                    used: match policy.usage {
+                        Usage::LoginDays => m.totals.login_days,
+                        Usage::Logins => m.logins,
+                    },
                 });
             }
         }

@@ -945,19 +945,27 @@ fn effects(
                 participant: winner.participant.clone(),
                 kind: "drawing.won",
                 to_manager: false,
-                data: json!({"drawing": record.drawing, "prize": winner.prize, "points": winner.points}),
+                data: json!({
+                    "drawing": record.drawing,
+                    "title": program
+                        .close
+                        .drawings
+                        .iter()
+                        .find(|d| d.id == record.drawing)
+                        .map(|d| d.title.as_str()),
+                    "prize": winner.prize,
+                    "points": winner.points,
+                }),
             });
         }
     }
-    let notify_manager = program
-        .close
-        .non_use
-        .as_ref()
-        .is_some_and(|p| p.notify_manager);
+    let policy = program.close.non_use.as_ref();
+    let notify_manager = policy.is_some_and(|p| p.notify_manager);
     for Judged {
         participant,
         verdict,
         has_manager,
+        used,
     } in &frozen.decision.judged
     {
         match verdict {
@@ -970,7 +978,14 @@ fn effects(
                 sanction: *sanction,
             }),
         }
-        let data = json!({"verdict": verdict});
+        // What the rep's month was against the policy, for the message to say it plainly.
+        let data = json!({
+            "verdict": verdict,
+            "usage": policy.map(|p| p.usage),
+            "used": used,
+            "needed": policy.map(|p| p.notice_below),
+            "sanction": policy.map(|p| p.sanction),
+        });
         effects.push(Effect::Notice {
             participant: participant.clone(),
             kind: verdict.notice_kind(),
