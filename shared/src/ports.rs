@@ -594,7 +594,7 @@ pub struct SegmentChange {
 /// Where a day's run stands: the roster shards whose members are done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngageRun {
-    pub shards_done: u8,
+    pub shards: std::collections::BTreeSet<u8>,
     pub done: bool,
 }
 
@@ -639,11 +639,20 @@ pub trait EngageStore: Send + Sync {
         day: &str,
     ) -> impl Future<Output = Result<Option<EngageRun>, PortError>> + Send;
 
+    /// Records that a roster shard's members are done for the day (shards finish in any
+    /// order, concurrently).
     fn checkpoint(
         &self,
         program: &str,
         day: &str,
-        run: &EngageRun,
+        shard: u8,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Records that the day's run is done.
+    fn finish(
+        &self,
+        program: &str,
+        day: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 

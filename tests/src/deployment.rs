@@ -153,8 +153,8 @@ impl Deployment {
                 store: store.clone(),
                 deferrals: notify_store(),
                 programs: CachedPrograms::new(store.clone(), program_ttl),
-                events: queue(),
-                notifications: notifications(),
+                events: Arc::new(queue()),
+                notifications: Arc::new(notifications()),
                 clock: clock.clone(),
             },
         });

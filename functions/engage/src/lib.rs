@@ -25,11 +25,11 @@ pub struct Engage<S, D, P, Q, N, C> {
 
 impl<S, D, P, Q, N, C> Engage<S, D, P, Q, N, C>
 where
-    S: EngageStore + CloseStore + StatsReader,
+    S: EngageStore + CloseStore + StatsReader + Clone + 'static,
     D: DeferralStore,
     P: ProgramReader,
-    Q: EventQueue,
-    N: EventQueue,
+    Q: EventQueue + 'static,
+    N: EventQueue + 'static,
     C: Clock,
 {
     /// Runs what the payload names. An error fails the invocation, so the scheduler's retry

@@ -10,6 +10,7 @@ use carrot::service::engage::EngageJob;
 use engage::Engage;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -24,8 +25,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             programs: CachedPrograms::new(store.clone(), PROGRAM_TTL),
             store,
             deferrals: NotifyStore::from_sdk(&config, table),
-            events: SqsEventQueue::from_sdk(&config, events),
-            notifications: SqsEventQueue::from_sdk(&config, notifications),
+            events: Arc::new(SqsEventQueue::from_sdk(&config, events)),
+            notifications: Arc::new(SqsEventQueue::from_sdk(&config, notifications)),
             clock: SystemClock,
         },
     };

@@ -9,7 +9,7 @@
 //! as the period close reads them. See docs/data-model.md.
 
 use super::dynamo::{
-    DynamoStore, Item, MONTH, PROFILE, corrupt, key, month_stats, n, numbers, participant_pk, s,
+    DynamoStore, Item, MONTH, PROFILE, corrupt, key, month_stats, numbers, participant_pk, s,
 };
 use super::port_error;
 use crate::ports::{
@@ -187,23 +187,38 @@ impl EngageStore for DynamoStore {
             .send()
             .await
             .map_err(port_error)?;
-        Ok(output.item().map(|item| {
-            let counters = numbers(item);
-            EngageRun {
-                shards_done: counters.get("shards_done").copied().unwrap_or(0) as u8,
-                done: matches!(item.get("done"), Some(AttributeValue::Bool(true))),
-            }
+        Ok(output.item().map(|item| EngageRun {
+            shards: match item.get("shards") {
+                Some(AttributeValue::Ns(shards)) => {
+                    shards.iter().filter_map(|n| n.parse().ok()).collect()
+                }
+                _ => Default::default(),
+            },
+            done: matches!(item.get("done"), Some(AttributeValue::Bool(true))),
         }))
     }
 
-    async fn checkpoint(&self, program: &str, day: &str, run: &EngageRun) -> Result<(), PortError> {
-        let mut item = run_key(program, day);
-        item.insert("shards_done".into(), n(run.shards_done));
-        item.insert("done".into(), AttributeValue::Bool(run.done));
+    async fn checkpoint(&self, program: &str, day: &str, shard: u8) -> Result<(), PortError> {
+        // ADD to a number set: shards finishing at once all land, and a repeat is harmless.
         self.client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_key(Some(run_key(program, day)))
+            .update_expression("ADD shards :shard")
+            .expression_attribute_values(":shard", AttributeValue::Ns(vec![shard.to_string()]))
+            .send()
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn finish(&self, program: &str, day: &str) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(program, day)))
+            .update_expression("SET done = :done")
+            .expression_attribute_values(":done", AttributeValue::Bool(true))
             .send()
             .await
             .map_err(port_error)?;

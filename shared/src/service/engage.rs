@@ -33,9 +33,12 @@ use crate::ports::{
 use jiff::{Timestamp, Zoned};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Deferred requests released per program and invocation (the next hour takes the rest).
 const RELEASE_LIMIT: usize = 5_000;
+/// Participants read in one go (one page of a roster shard is up to 1,000).
+const PAGE: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngageError {
@@ -59,22 +62,36 @@ pub struct RunSummary {
     pub awards: usize,
 }
 
+impl RunSummary {
+    /// Adds what one roster shard's part of the run did.
+    fn absorb(&mut self, part: RunSummary) {
+        self.members += part.members;
+        self.changes += part.changes;
+        self.messages += part.messages;
+        self.awards += part.awards;
+        for (segment, n) in part.segments {
+            *self.segments.entry(segment).or_default() += n;
+        }
+    }
+}
+
 pub struct EngageJob<S, D, P, Q, N, C> {
     pub store: S,
     pub deferrals: D,
     pub programs: P,
-    pub events: Q,
-    pub notifications: N,
+    /// Shared by the roster shards' parallel tasks.
+    pub events: Arc<Q>,
+    pub notifications: Arc<N>,
     pub clock: C,
 }
 
 impl<S, D, P, Q, N, C> EngageJob<S, D, P, Q, N, C>
 where
-    S: EngageStore + StatsReader,
+    S: EngageStore + StatsReader + Clone + 'static,
     D: DeferralStore,
     P: ProgramReader,
-    Q: EventQueue,
-    N: EventQueue,
+    Q: EventQueue + 'static,
+    N: EventQueue + 'static,
     C: Clock,
 {
     /// The hourly tick: every program with a stored configuration. One failing program does
@@ -140,66 +157,78 @@ where
         &self,
         program: &Program,
         local: &Zoned,
-        mut run: EngageRun,
+        run: EngageRun,
         summary: &mut RunSummary,
     ) -> Result<(), EngageError> {
-        let today = local.date();
+        let day = local.date().to_string();
         let current = Month::of(local.timestamp(), local.time_zone());
-        let months: Vec<String> = (0..=program.segments.months_needed() as i32)
-            .rev()
-            .map(|back| current.back(back).label())
-            .collect();
-        // Pass one: every member's assessment, for the ranks of the top tiers and the
-        // percentiles among peers of the same role.
-        let mut assessed: Vec<(String, Assessment)> = Vec::new();
-        self.each_page(
-            program,
-            None,
-            &months,
-            async |members: Vec<EngageMember>| {
-                for member in members.iter().filter(|m| is_active(m)) {
-                    let (engagement, current_stats) = self.fold(program, member, current).await?;
-                    let assessment =
-                        assess(&program.segments, &engagement, &current_stats, current);
-                    assessed.push((member.state.profile.role.clone(), assessment));
+        let months: Arc<Vec<String>> = Arc::new(
+            (0..=program.segments.months_needed() as i32)
+                .rev()
+                .map(|back| current.back(back).label())
+                .collect(),
+        );
+        let program = Arc::new(program.clone());
+        // Pass one, every shard in parallel: each member's assessment, for the ranks of the
+        // top tiers and the percentiles among peers of the same role.
+        let mut shards = tokio::task::JoinSet::new();
+        for shard in 0..BOARD_SHARDS {
+            let (store, program, months) = (self.store.clone(), program.clone(), months.clone());
+            shards.spawn(async move {
+                let mut assessed = Vec::new();
+                let mut pages = Pages::new(&store, &program.id, shard, &months);
+                while let Some(members) = pages.next().await? {
+                    for member in members.iter().filter(|m| is_active(m)) {
+                        let (engagement, stats) = fold(&store, &program, member, current).await?;
+                        let assessment = assess(&program.segments, &engagement, &stats, current);
+                        assessed.push((member.state.profile.role.clone(), assessment));
+                    }
                 }
-                Ok(())
-            },
-        )
-        .await?;
+                Ok::<_, EngageError>(assessed)
+            });
+        }
+        let mut assessed: Vec<(String, Assessment)> = Vec::new();
+        while let Some(result) = shards.join_next().await {
+            assessed.extend(result.map_err(|e| EngageError::Corrupt(e.to_string()))??);
+        }
         let population = Population::new(&program.segments, assessed.iter().map(|(_, a)| a));
         let mut roles: Vec<&str> = assessed.iter().map(|(role, _)| role.as_str()).collect();
         roles.sort_unstable();
         roles.dedup();
-        let peers: HashMap<&str, Population> = roles
+        let peers: HashMap<String, Population> = roles
             .into_iter()
             .map(|role| {
                 let of_role = assessed.iter().filter(|(r, _)| r == role).map(|(_, a)| a);
-                (role, Population::new(&program.segments, of_role))
+                (role.to_owned(), Population::new(&program.segments, of_role))
             })
             .collect();
-        // Pass two, resumable by shard.
-        for shard in run.shards_done..BOARD_SHARDS {
-            let mut messages = Vec::new();
-            let mut awards = Vec::new();
-            let mut saves = Vec::new();
-            self.each_page(
-                program,
-                Some(shard),
-                &months,
-                async |members: Vec<EngageMember>| {
+        drop(assessed);
+        let ranks = Arc::new((population, peers));
+        // Pass two, the shards not done yet in parallel; each checkpoints when it is done, so
+        // a run cut short resumes with the rest.
+        let mut shards = tokio::task::JoinSet::new();
+        for shard in (0..BOARD_SHARDS).filter(|s| !run.shards.contains(s)) {
+            let store = self.store.clone();
+            let (events, notifications) = (self.events.clone(), self.notifications.clone());
+            let (program, months, ranks, local) = (
+                program.clone(),
+                months.clone(),
+                ranks.clone(),
+                local.clone(),
+            );
+            let day = day.clone();
+            shards.spawn(async move {
+                let mut summary = RunSummary::default();
+                let mut pages = Pages::new(&store, &program.id, shard, &months);
+                while let Some(members) = pages.next().await? {
+                    let mut messages = Vec::new();
+                    let mut awards = Vec::new();
+                    let mut saves = Vec::new();
                     for member in members.iter().filter(|m| is_active(m)) {
-                        let (engagement, current_stats) =
-                            self.fold(program, member, current).await?;
+                        let (engagement, stats) = fold(&store, &program, member, current).await?;
                         let planned = plan_member(
-                            program,
-                            local,
-                            current,
-                            member,
-                            engagement,
-                            &current_stats,
-                            &population,
-                            &peers,
+                            &program, &local, current, member, engagement, &stats, &ranks.0,
+                            &ranks.1,
                         )?;
                         *summary
                             .segments
@@ -208,36 +237,48 @@ where
                         summary.members += 1;
                         messages.extend(planned.messages);
                         awards.extend(planned.awards);
-                        saves.push(planned.save);
+                        saves.extend(planned.save);
                     }
-                    Ok(())
-                },
-            )
-            .await?;
-            summary.messages += messages.len();
-            summary.awards += awards.len();
-            // Messages and awards first, then the state: a crash in between queues them again
-            // (their ids make that harmless), never loses them.
-            self.notifications.send_all(messages).await?;
-            self.events.send_all(awards).await?;
-            for save in saves {
-                summary.changes += usize::from(save.change.is_some());
-                self.store
-                    .save(
-                        &program.id,
-                        &save.participant,
-                        &save.engagement,
-                        &save.journey,
-                        save.change.as_ref(),
-                    )
-                    .await?;
-            }
-            run.shards_done = shard + 1;
-            run.done = run.shards_done == BOARD_SHARDS;
-            self.store
-                .checkpoint(&program.id, &today.to_string(), &run)
-                .await?;
+                    summary.messages += messages.len();
+                    summary.awards += awards.len();
+                    // Ids are unique within one send call.
+                    for (i, message) in messages.iter_mut().chain(awards.iter_mut()).enumerate() {
+                        message.id = i.to_string();
+                    }
+                    // Messages and awards first, then the state: a crash in between queues
+                    // them again (their ids make that harmless), never loses them.
+                    notifications.send_all(messages).await?;
+                    events.send_all(awards).await?;
+                    for save in saves {
+                        summary.changes += usize::from(save.change.is_some());
+                        store
+                            .save(
+                                &program.id,
+                                &save.participant,
+                                &save.engagement,
+                                &save.journey,
+                                save.change.as_ref(),
+                            )
+                            .await?;
+                    }
+                }
+                store.checkpoint(&program.id, &day, shard).await?;
+                Ok::<_, EngageError>(summary)
+            });
         }
+        let mut first_error = None;
+        while let Some(result) = shards.join_next().await {
+            match result.map_err(|e| EngageError::Corrupt(e.to_string())) {
+                Ok(Ok(part)) => summary.absorb(part),
+                Ok(Err(error)) | Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        self.store.finish(&program.id, &day).await?;
         tracing::info!(
             program = %program.id,
             members = summary.members,
@@ -248,73 +289,94 @@ where
         );
         Ok(())
     }
+}
 
-    /// Calls `each` with every page of members of one roster shard, or of all of them.
-    async fn each_page(
-        &self,
-        program: &Program,
-        shard: Option<u8>,
-        months: &[String],
-        mut each: impl AsyncFnMut(Vec<EngageMember>) -> Result<(), EngageError>,
-    ) -> Result<(), EngageError> {
-        let shards = shard.map_or(0..BOARD_SHARDS, |s| s..s + 1);
-        for shard in shards {
-            let mut after = None;
-            loop {
-                let (ids, next) = self.store.roster(&program.id, shard, after).await?;
-                if !ids.is_empty() {
-                    each(self.store.members(&program.id, &ids, months).await?).await?;
-                }
-                match next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
+/// The members of one roster shard, a page at a time.
+struct Pages<'a, S> {
+    store: &'a S,
+    program: &'a str,
+    shard: u8,
+    months: &'a [String],
+    /// Ids of the roster page being read, and where the next roster page starts.
+    ids: std::vec::IntoIter<String>,
+    after: Option<String>,
+    exhausted: bool,
+}
+
+impl<'a, S: EngageStore> Pages<'a, S> {
+    fn new(store: &'a S, program: &'a str, shard: u8, months: &'a [String]) -> Self {
+        Pages {
+            store,
+            program,
+            shard,
+            months,
+            ids: Vec::new().into_iter(),
+            after: None,
+            exhausted: false,
         }
-        Ok(())
     }
 
-    /// The member's stored engagement with every complete month folded in, and the current
-    /// month's figures so far. A member's first fold reads their whole month history, so
-    /// lifetime totals (which milestones read) miss nothing.
-    async fn fold(
-        &self,
-        program: &Program,
-        member: &EngageMember,
-        current: Month,
-    ) -> Result<(Engagement, MonthStats), EngageError> {
-        let (mut engagement, history) = match &member.engagement {
-            Some(text) => {
-                let engagement = serde_json::from_str(text).map_err(|e| {
-                    EngageError::Corrupt(format!(
-                        "engagement state of {}: {e}",
-                        member.state.participant
-                    ))
-                })?;
-                (engagement, None)
-            }
-            None => (
-                Engagement::default(),
-                Some(
+    /// The next members (at most `PAGE`), `None` once the shard is read.
+    async fn next(&mut self) -> Result<Option<Vec<EngageMember>>, EngageError> {
+        loop {
+            let batch: Vec<String> = self.ids.by_ref().take(PAGE).collect();
+            if !batch.is_empty() {
+                return Ok(Some(
                     self.store
-                        .months(&program.id, &member.state.participant)
+                        .members(self.program, &batch, self.months)
                         .await?,
-                ),
-            ),
-        };
-        let months = history.as_deref().unwrap_or(&member.months);
-        engagement.fold(months, current, &program.segments.metric);
-        let label = current.label();
-        let current_stats = months
-            .iter()
-            .find(|m| m.month == label)
-            .cloned()
-            .unwrap_or_else(|| MonthStats {
-                month: label,
-                ..MonthStats::default()
-            });
-        Ok((engagement, current_stats))
+                ));
+            }
+            if self.exhausted {
+                return Ok(None);
+            }
+            let (ids, next) = self
+                .store
+                .roster(self.program, self.shard, self.after.take())
+                .await?;
+            self.exhausted = next.is_none();
+            self.after = next;
+            self.ids = ids.into_iter();
+        }
     }
+}
+
+/// The member's stored engagement with every complete month folded in, and the current
+/// month's figures so far. A member's first fold reads their whole month history, so
+/// lifetime totals (which milestones read) miss nothing.
+async fn fold<S: StatsReader>(
+    store: &S,
+    program: &Program,
+    member: &EngageMember,
+    current: Month,
+) -> Result<(Engagement, MonthStats), EngageError> {
+    let (mut engagement, history) = match &member.engagement {
+        Some(text) => {
+            let engagement = serde_json::from_str(text).map_err(|e| {
+                EngageError::Corrupt(format!(
+                    "engagement state of {}: {e}",
+                    member.state.participant
+                ))
+            })?;
+            (engagement, None)
+        }
+        None => (
+            Engagement::default(),
+            Some(store.months(&program.id, &member.state.participant).await?),
+        ),
+    };
+    let months = history.as_deref().unwrap_or(&member.months);
+    engagement.fold(months, current, &program.segments.metric);
+    let label = current.label();
+    let stats = months
+        .iter()
+        .find(|m| m.month == label)
+        .cloned()
+        .unwrap_or_else(|| MonthStats {
+            month: label,
+            ..MonthStats::default()
+        });
+    Ok((engagement, stats))
 }
 
 /// One member's plan for today: what to send, what to credit, what to store.
@@ -327,7 +389,7 @@ fn plan_member(
     mut engagement: Engagement,
     current_stats: &MonthStats,
     population: &Population,
-    peers: &HashMap<&str, Population>,
+    peers: &HashMap<String, Population>,
 ) -> Result<Planned, EngageError> {
     let today = local.date();
     let now = local.timestamp();
@@ -474,16 +536,22 @@ fn plan_member(
             body: serde_json::to_string(r).expect("a request serializes"),
         })
         .collect();
+    let engagement = serde_json::to_string(&engagement).expect("state serializes");
+    let journey = serde_json::to_string(&planned.state).expect("state serializes");
+    // Most days change nothing of most members: only a changed state is written.
+    let unchanged = change.is_none()
+        && member.engagement.as_deref() == Some(engagement.as_str())
+        && member.journey.as_deref() == Some(journey.as_str());
     Ok(Planned {
         segment,
         messages,
         awards,
-        save: Save {
+        save: (!unchanged).then(|| Save {
             participant: id.clone(),
-            engagement: serde_json::to_string(&engagement).expect("state serializes"),
-            journey: serde_json::to_string(&planned.state).expect("state serializes"),
+            engagement,
+            journey,
             change,
-        },
+        }),
     })
 }
 
@@ -491,7 +559,7 @@ struct Planned {
     segment: Segment,
     messages: Vec<QueueMessage>,
     awards: Vec<QueueMessage>,
-    save: Save,
+    save: Option<Save>,
 }
 
 struct Save {
