@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use std::collections::BTreeMap;
 
 const REPS: [Rep; 5] = [
-    // Day 0: the welcome and the quiz.
+    // Day 0: the welcome, the quiz, and the late joiner's catch-up offer.
     Rep {
         id: "newbie",
         zone: ZONE,
@@ -36,7 +36,8 @@ const REPS: [Rep; 5] = [
         enrolled_days_ago: 8,
         role: "rep",
     },
-    // Long enrolled, 80 points this month: 20 short of the drawing.
+    // Long enrolled without a milestone (dormant nudge, by email without a phone), and 80
+    // points this month: 20 short of the drawing.
     Rep {
         id: "close",
         zone: ZONE,
@@ -90,7 +91,12 @@ async fn each_rep_gets_their_step_milestone_and_nudges_once() -> anyhow::Result<
     let newbie = log(&tenant, "newbie").await?;
     assert_eq!(
         kinds(&newbie, "sent"),
-        sent(&["digest", "journey.welcome", "journey.welcome_quiz"]),
+        sent(&[
+            "digest",
+            "journey.catch_up",
+            "journey.welcome",
+            "journey.welcome_quiz"
+        ]),
         "{newbie:?} {answer}"
     );
     // The first deal: congratulated, credited once, and the nudge it makes moot skipped.
@@ -132,7 +138,7 @@ async fn each_rep_gets_their_step_milestone_and_nudges_once() -> anyhow::Result<
     let close = log(&tenant, "close").await?;
     assert_eq!(
         kinds(&close, "sent"),
-        sent(&["digest", "near_miss.drawing"]),
+        sent(&["digest", "journey.dormant", "near_miss.drawing"]),
         "{close:?}"
     );
     let near_miss = emails_to(stack, &REPS[3].email(&program))

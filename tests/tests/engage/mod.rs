@@ -22,8 +22,15 @@ const FIRST_DEAL_AWARD: i64 = 100;
 const IDLE: Duration = Duration::from_secs(120);
 
 /// The program of the engagement tests: a monthly drawing at 100 points, one journey for
-/// reps, quiet hours from 21:00 to 08:00, two nudges a week, and the digest on `weekday`.
+/// reps (a dormant nudge after 100 days without a milestone, a catch-up offer for reps
+/// enrolled from 3 days ago), quiet hours from 21:00 to 08:00, two nudges a week, and the
+/// digest on `weekday`.
 fn program_yaml(program: &str, weekday: &str) -> String {
+    let late_join_after = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get(ZONE).expect("a known zone"))
+        .date()
+        .checked_sub(jiff::ToSpan::days(3))
+        .expect("within the calendar");
     format!(
         r#"program: {program}
 name: Engage test {program}
@@ -46,7 +53,8 @@ journeys:
       - {{id: profile, day: 14, kind: journey.profile_prompt, question: "Which product lines do you sell?", url: "https://portal.example.com/profile"}}
     milestones:
       - {{id: first_deal, title: First deal, when: {{event: deal.registered, count: 1}}, award: {FIRST_DEAL_AWARD}}}
-    dormant: {{after_days: 365, channel: sms}}
+    dormant: {{after_days: 100, channel: sms}}
+    catch_up: {{late_join_after: {late_join_after}, goal: {{login_days: 3}}, within_days: 14, award: 200}}
     near_miss: {{missing_points_at_most: 30, days_left_at_most: 31}}
 notifications:
   quiet_hours: {{from: "21:00", to: "08:00"}}
