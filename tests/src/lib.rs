@@ -1,4 +1,5 @@
 pub mod deployment;
+pub mod mail;
 pub mod runner;
 pub mod stack;
 pub mod template;

@@ -5,20 +5,28 @@
 //! calculator and awards it as quoted (the sprint and a cap at work) and credits an adjustment
 //! once, shows what happened, and closes the three months (and a quarter that ended among
 //! them): frozen leaderboards and their bonuses, a verified drawing, the stick's notices and
-//! suspensions, and each period's report.
+//! suspensions, and each period's report. Last, the daily engagement run segments the reps
+//! and plans their journeys, and the sender mails and texts them through moto's SES and SNS
+//! (quiet hours, simulated SES feedback); every message is written to target/demo/messages/.
 
 use anyhow::Context;
 use carrot::domain::counters::PeriodTotals;
 use carrot::domain::drawing::{DrawingRecord, Entrant, verify};
 use carrot::domain::ledger::EntryStatus;
+use carrot::domain::message::{
+    Channel, DeliveryEntry, DeliveryStatus, NotificationRequest, email_tags,
+};
+use carrot::domain::report::escape;
+use carrot::domain::segments::Segment;
 use carrot::ports::StatsReader;
 use carrot_local::deployment::{ApiClient, Deployment};
+use carrot_local::mail::{decode_words, header, mime_part};
 use carrot_local::runner::SqsEventSourceOptions;
-use carrot_local::stack::LocalStack;
+use carrot_local::stack::{LocalStack, SentEmail, SentSms};
 use carrot_local::workload::{Behaviour, Rep, months_of_events, roster};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -56,7 +64,8 @@ async fn main() -> anyhow::Result<()> {
         concurrency: 4,
         ..SqsEventSourceOptions::default()
     };
-    let deployment = Deployment::start(&stack, "demo", options, Duration::from_secs(60)).await?;
+    let mut deployment =
+        Deployment::start(&stack, "demo", options.clone(), Duration::from_secs(60)).await?;
     println!(
         "  from infra/template.yaml: table {}, queue {} with its dead-letter queue",
         deployment.resources.table(),
@@ -68,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     println!("  API Gateway (local) on {}\n", deployment.api.base_url());
-    let result = run(&stack, &deployment).await;
+    let result = run(&stack, &mut deployment, options).await;
     deployment.stop().await?;
     stack.shutdown();
     result?;
@@ -79,7 +88,11 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(stack: &LocalStack, deployment: &Deployment) -> anyhow::Result<()> {
+async fn run(
+    stack: &LocalStack,
+    deployment: &mut Deployment,
+    options: SqsEventSourceOptions,
+) -> anyhow::Result<()> {
     let crm = deployment
         .create_key("acme-salesforce", PROGRAM, &["events:write"])
         .await?;
@@ -446,6 +459,10 @@ async fn run(stack: &LocalStack, deployment: &Deployment) -> anyhow::Result<()> 
     let outbound = stack
         .subscribe_queue(&deployment.resources, "OutboundTopic")
         .await?;
+    let written = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the workspace holds the tests crate")?
+        .join("target/demo");
     let closing = Closing {
         deployment,
         admin: &admin,
@@ -458,10 +475,7 @@ async fn run(stack: &LocalStack, deployment: &Deployment) -> anyhow::Result<()> 
         sample: Sample::of(PROGRAM_YAML)?,
         launch: first_day,
         outbound,
-        reports: Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .context("the workspace holds the tests crate")?
-            .join("target/demo"),
+        reports: written.clone(),
     };
     println!(
         "\n   Every hour the close function closes each period that has ended, plus the program's close delay. These months ended before the program's first configuration (stored today), which the schedule leaves alone, so here an operator closes them in order with the function's other input, {{\"program\": \"{PROGRAM}\", \"period\": …}}: the same close the schedule runs."
@@ -473,7 +487,50 @@ async fn run(stack: &LocalStack, deployment: &Deployment) -> anyhow::Result<()> 
     }
     closing
         .rerun(10 + labels.len(), labels.last().context("months")?)
-        .await
+        .await?;
+
+    // The close steps counted the notices on the notifications queue themselves; from here on
+    // the sender reads it (and the email events), as the deployed event source mappings do. A
+    // request that fails (two of a rep's messages claiming at once) comes back in seconds
+    // rather than after the queue's minute.
+    deployment.start_sender(
+        stack,
+        SqsEventSourceOptions {
+            visibility_timeout_secs: Some(10),
+            ..options
+        },
+    );
+    Engaging {
+        stack,
+        deployment,
+        admin: &admin,
+        reps: &reps,
+        names: reps
+            .iter()
+            .map(|r| (r.id.as_str(), r.profile["name"].as_str().unwrap_or(&r.id)))
+            .collect(),
+        program_yaml: &sprint_yaml,
+        launch: first_day,
+        zone,
+        out: written.join("messages"),
+    }
+    .run(11 + labels.len(), today)
+    .await
+}
+
+/// A GET that must answer 200. A 503 is asked again, as the API tells every client to.
+async fn get_ok(client: &ApiClient, path: &str) -> anyhow::Result<Value> {
+    let mut attempts = 1;
+    loop {
+        let r = client.get(path).await?;
+        if r.status == 503 && attempts < 3 {
+            attempts += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        anyhow::ensure!(r.status == 200, "GET {path}: {} {}", r.status, r.body);
+        return Ok(r.body);
+    }
 }
 
 /// Sets a participant's enrolment date, as a migration of an existing program would: the
@@ -581,19 +638,8 @@ impl Closing<'_> {
         Ok(first.strftime("%B %Y").to_string())
     }
 
-    /// A GET that must answer 200. A 503 is asked again, as the API tells every client to.
     async fn get(&self, client: &ApiClient, path: &str) -> anyhow::Result<Value> {
-        let mut attempts = 1;
-        loop {
-            let r = client.get(path).await?;
-            if r.status == 503 && attempts < 3 {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            anyhow::ensure!(r.status == 200, "GET {path}: {} {}", r.status, r.body);
-            return Ok(r.body);
-        }
+        get_ok(client, path).await
     }
 
     async fn balances(&self) -> anyhow::Result<HashMap<String, i64>> {
@@ -1201,5 +1247,982 @@ fn print_quote(quote: &Value) {
     }
     if !wallet.is_empty() {
         println!("     {}", wallet.join(", "));
+    }
+}
+
+/// How long the award function and the sender may take to drain their queues.
+const IDLE: Duration = Duration::from_secs(120);
+/// Emails of each kind the simulated SES feedback reports as delivered.
+const FEEDBACK_PER_KIND: usize = 25;
+/// The share of those the simulated SES feedback reports as opened.
+const SIMULATED_OPEN_SHARE: f64 = 0.4;
+/// Of the simulated opens, this many are reported twice (a reader who comes back to a mail).
+const REPEATED_OPENS: usize = 10;
+
+/// What the engagement step reads of the sample program.
+struct EngageSample {
+    /// `segments.run_hour`: the daily run goes from this hour (program time).
+    run_hour: i8,
+    /// `notifications.quiet_hours`: no SMS from `from` until `to`, in the participant's zone.
+    quiet_from: jiff::civil::Time,
+    quiet_to: jiff::civil::Time,
+    /// The reps' journey's `near_miss.days_left_at_most`: nudges go in a month's last days.
+    near_miss_days: i64,
+    /// `notifications.digest.weekday`, as written.
+    digest_weekday: String,
+    /// `segments.window_months`.
+    window_months: i64,
+    /// A campaign for a rep's first days (`enrolment_days.until`), and its description.
+    fast_start: Option<(i64, String)>,
+}
+
+impl EngageSample {
+    fn of(yaml: &str) -> anyhow::Result<EngageSample> {
+        let program: Value = serde_yaml_ng::from_str(yaml)?;
+        let text = |value: &Value, what: &str| -> anyhow::Result<String> {
+            value
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("the sample program has no {what}"))
+        };
+        let quiet = &program["notifications"]["quiet_hours"];
+        Ok(EngageSample {
+            run_hour: program["segments"]["run_hour"]
+                .as_i64()
+                .context("the sample program has no segments.run_hour")?
+                .try_into()?,
+            quiet_from: text(&quiet["from"], "notifications.quiet_hours.from")?.parse()?,
+            quiet_to: text(&quiet["to"], "notifications.quiet_hours.to")?.parse()?,
+            near_miss_days: program["journeys"]
+                .as_array()
+                .and_then(|journeys| {
+                    journeys
+                        .iter()
+                        .find_map(|j| j["near_miss"]["days_left_at_most"].as_i64())
+                })
+                .context("the sample program's journeys have no near_miss.days_left_at_most")?,
+            digest_weekday: text(
+                &program["notifications"]["digest"]["weekday"],
+                "notifications.digest.weekday",
+            )?,
+            window_months: program["segments"]["window_months"]
+                .as_i64()
+                .context("the sample program has no segments.window_months")?,
+            fast_start: program["campaigns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|c| {
+                    Some((
+                        c["enrolment_days"]["until"].as_i64()?,
+                        c["description"].as_str()?.to_owned(),
+                    ))
+                }),
+        })
+    }
+
+    /// Whether a local time is in the quiet hours (which may run over midnight).
+    fn quiet(&self, time: jiff::civil::Time) -> bool {
+        if self.quiet_from <= self.quiet_to {
+            self.quiet_from <= time && time < self.quiet_to
+        } else {
+            self.quiet_from <= time || time < self.quiet_to
+        }
+    }
+}
+
+/// Every participant's delivery log, by participant.
+type Logs = BTreeMap<String, Vec<DeliveryEntry>>;
+
+/// The engagement step: the daily run over the program the closes left, its messages through
+/// the sender to moto's SES and SNS, SMS held for quiet hours and released, simulated SES
+/// feedback, and every message written out for a person to open.
+struct Engaging<'a> {
+    stack: &'a LocalStack,
+    deployment: &'a Deployment,
+    admin: &'a ApiClient,
+    reps: &'a [Rep],
+    names: HashMap<&'a str, &'a str>,
+    /// The program document stored last (version 2), which version 3 edits.
+    program_yaml: &'a str,
+    /// The program's first day, when the first reps were enrolled.
+    launch: jiff::civil::Date,
+    zone: jiff::tz::TimeZone,
+    /// Where the messages are written.
+    out: PathBuf,
+}
+
+impl Engaging<'_> {
+    /// A rep as printed: name and id.
+    fn who(&self, id: &str) -> String {
+        match self.names.get(id) {
+            Some(name) => format!("{name} ({id})"),
+            None => id.to_owned(),
+        }
+    }
+
+    fn rep(&self, id: &str) -> Option<&Rep> {
+        self.reps.iter().find(|r| r.id == id)
+    }
+
+    /// The rep's own time zone.
+    fn zone_of(&self, id: &str) -> anyhow::Result<jiff::tz::TimeZone> {
+        let name = self
+            .rep(id)
+            .and_then(|r| r.profile["time_zone"].as_str())
+            .with_context(|| format!("{id} has no time zone"))?;
+        Ok(jiff::tz::TimeZone::get(name)?)
+    }
+
+    async fn run(&self, step: usize, today: jiff::civil::Date) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let sample = EngageSample::of(PROGRAM_YAML)?;
+        println!(
+            "\n{step}. Engagement: the daily run, the emails and SMS it sends, and what SES reports back"
+        );
+        // Near-miss nudges go out in a month's last days only: the run is on today, or on the
+        // first of those days if today is earlier in the month.
+        let last_days = today
+            .last_of_month()
+            .checked_sub(jiff::Span::new().days(sample.near_miss_days - 1))?;
+        let day = today.max(last_days);
+        self.tune(&sample, day).await?;
+
+        // Before the quiet hours end where the clock is an hour behind Riga's: SMS wait in
+        // Stockholm and Zurich, and go at once in Riga.
+        let morning = day
+            .to_datetime(
+                sample
+                    .quiet_to
+                    .checked_sub(jiff::SignedDuration::from_mins(30))?,
+            )
+            .to_zoned(self.zone.clone())?;
+        anyhow::ensure!(
+            morning.hour() >= sample.run_hour,
+            "{morning} is before the daily run's hour"
+        );
+        self.deployment.clock.set(morning.timestamp());
+        let mut zones: Vec<&str> = self
+            .reps
+            .iter()
+            .filter_map(|r| r.profile["time_zone"].as_str())
+            .collect();
+        zones.sort_unstable();
+        zones.dedup();
+        let local: Vec<String> = zones
+            .iter()
+            .map(|name| -> anyhow::Result<String> {
+                let time = morning
+                    .timestamp()
+                    .to_zoned(jiff::tz::TimeZone::get(name)?)
+                    .time();
+                Ok(format!(
+                    "{name} {}{}",
+                    time.strftime("%H:%M"),
+                    if sample.quiet(time) {
+                        " (quiet hours: no SMS)"
+                    } else {
+                        ""
+                    }
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        println!(
+            "   The clock of the engagement run and the sender (deployment.clock) is set to {} {day} {}: after the daily run's hour ({:02}:00), among the month's last {} days, when near-miss nudges go out{}. The reps' local time: {}",
+            morning.strftime("%A"),
+            morning.strftime("%H:%M"),
+            sample.run_hour,
+            sample.near_miss_days,
+            if day == today {
+                String::new()
+            } else {
+                format!(" (today is {today})")
+            },
+            local.join(", ")
+        );
+
+        let running = Instant::now();
+        let run = self.engage().await?;
+        let ran = running.elapsed();
+        anyhow::ensure!(
+            run["day"] == day.to_string().as_str(),
+            "the daily run did not run for {day}: {run}"
+        );
+        let draining = Instant::now();
+        self.deployment.award.wait_idle(IDLE).await?;
+        self.deployment.wait_sender_idle(IDLE).await?;
+        println!(
+            "   deployment.engage(), the hourly schedule's {{\"job\": \"engage\"}}: the daily run of {day} in {:.1} s: {} active members segmented and planned, {} requests on the notifications queue, {} awards on the events queue; the sender and the award function done {:.1} s later",
+            ran.as_secs_f64(),
+            run["members"],
+            run["messages"],
+            run["awards"],
+            draining.elapsed().as_secs_f64()
+        );
+
+        let counts: Vec<(&str, u64)> = Segment::ALL
+            .iter()
+            .map(|s| {
+                (
+                    s.as_str(),
+                    run["segments"][s.as_str()].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+        println!("   Segments (the run's answer, runs[0].segments), least to most engaged:");
+        for (segment, n) in &counts {
+            let bar = "█".repeat((n * 40).div_ceil(most) as usize);
+            println!("{}", format!("     {segment:<16} {n:>4}  {bar}").trim_end());
+        }
+
+        let months: Vec<String> = (1..=2)
+            .rev()
+            .map(|back| -> anyhow::Result<String> {
+                let month = day
+                    .first_of_month()
+                    .checked_sub(jiff::Span::new().months(back))?;
+                Ok(month.strftime("%Y-%m").to_string())
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let points = self.month_points(&months).await?;
+        println!(
+            "     the trend compares each rep's {1} with their {0}: program-wide, {2} points in {0} and {3} in {1} (before close bonuses, the segments' metric){4}",
+            months[0],
+            months[1],
+            points.get(&months[0]).copied().unwrap_or_default(),
+            points.get(&months[1]).copied().unwrap_or_default(),
+            match &sample.fast_start {
+                Some((days, description)) => format!(
+                    "; \"{description}\": for the reps enrolled at the launch, {}, that ended on {}",
+                    self.launch,
+                    self.launch.checked_add(jiff::Span::new().days(*days))?
+                ),
+                None => String::new(),
+            }
+        );
+
+        let ids: Vec<String> = self.reps.iter().map(|r| r.id.clone()).collect();
+        let first = self.logs(&ids).await?;
+        self.print_logs(&first, run["messages"].as_u64().unwrap_or(0));
+        self.print_awards(run["awards"].as_u64().unwrap_or(0))
+            .await?;
+
+        // The quiet hours end: the next hourly run puts the deferred SMS back on the queue.
+        let release = day
+            .to_datetime(
+                sample
+                    .quiet_to
+                    .checked_add(jiff::SignedDuration::from_mins(5))?,
+            )
+            .to_zoned(self.zone.clone())?;
+        self.deployment.clock.set(release.timestamp());
+        let again = self.engage().await?;
+        // Meanwhile SES reports on the emails already sent.
+        let feedback = self.feedback(&first).await?;
+        self.deployment.wait_sender_idle(IDLE).await?;
+        let mut changed: Vec<String> = first
+            .iter()
+            .filter(|(_, log)| {
+                log.iter()
+                    .any(|e| matches!(e.status, DeliveryStatus::Deferred { .. }))
+            })
+            .map(|(id, _)| id.clone())
+            .chain(feedback.informed.iter().cloned())
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let mut last = first.clone();
+        last.extend(self.logs(&changed).await?);
+        let sent = Sent::of(self.stack, self.deployment, self.reps).await?;
+        self.print_examples(&first, &sent).await?;
+        self.print_release(&first, &last, &again, &release, &sent)?;
+
+        println!(
+            "   SES feedback, simulated for up to {FEEDBACK_PER_KIND} emails of each kind: a Delivery event for {} emails and an Open for {} of them (a seeded {:.0}%; {} of those opened twice), published to the configuration set's SNS topic as SES does, and read from the email-events queue by the notify function",
+            feedback.delivered,
+            feedback.opened,
+            SIMULATED_OPEN_SHARE * 100.0,
+            feedback.opened.min(REPEATED_OPENS)
+        );
+        let month = &feedback.month;
+        let stats = get_ok(self.admin, &format!("/v1/messages/{month}")).await?;
+        println!(
+            "   GET /v1/messages/{month}: what SES reported, per kind (simulated feedback, so the read rates show the pipeline, not real readers):"
+        );
+        println!("     kind                        sent  delivered  opened  read rate");
+        let number = |v: &Value| v.as_u64().unwrap_or_default();
+        for kind in stats["kinds"].as_array().into_iter().flatten() {
+            println!(
+                "     {:<26} {:>5} {:>10} {:>7}  {}",
+                kind["kind"].as_str().unwrap_or_default(),
+                number(&kind["sent"]),
+                number(&kind["delivered"]),
+                number(&kind["opened"]),
+                kind["read_rate"]
+                    .as_f64()
+                    .map_or("–".to_owned(), |rate| format!("{:.0}%", rate * 100.0))
+            );
+        }
+
+        self.write_messages(&first, &last, &sent)?;
+        println!(
+            "   (the engagement step took {:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Version 3 of the program: the weekly digest on the run's weekday, and month-on-month
+    /// trends for a program three months old.
+    async fn tune(&self, sample: &EngageSample, day: jiff::civil::Date) -> anyhow::Result<()> {
+        let weekday = format!("{:?}", day.weekday()).to_lowercase();
+        let mut yaml = self.program_yaml.to_owned();
+        let mut changes = Vec::new();
+        let mut edit = |from: &str, to: &str, change: String| -> anyhow::Result<()> {
+            anyhow::ensure!(
+                yaml.contains(from),
+                "the sample program has no {from:?} for the demo to change"
+            );
+            yaml = yaml.replace(from, to);
+            changes.push(change);
+            Ok(())
+        };
+        if weekday != sample.digest_weekday {
+            edit(
+                &format!("    weekday: {}\n", sample.digest_weekday),
+                &format!("    weekday: {weekday}\n"),
+                format!(
+                    "the weekly digest moves from {}s to {weekday}s, the day of the run below (notifications.digest.weekday)",
+                    sample.digest_weekday
+                ),
+            )?;
+        }
+        edit(
+            &format!("  window_months: {}\n", sample.window_months),
+            "  window_months: 1\n",
+            format!(
+                "the program is {MONTHS} months old, so the trend compares each rep's last month with the one before (segments.window_months: 1; with {}, it would compare the last {} months with the {} before the program started, and call everyone active rising)",
+                sample.window_months, sample.window_months, sample.window_months
+            ),
+        )?;
+        let stored = self.admin.put_program(&yaml).await?;
+        anyhow::ensure!(
+            stored.status == 200,
+            "version 3 not stored: {:?}",
+            stored.body
+        );
+        println!(
+            "   PUT /v1/program, version {}: {}",
+            stored.body["version"],
+            changes.join("; ")
+        );
+        Ok(())
+    }
+
+    /// What the hourly engagement schedule does, at the deployment's clock: the demo
+    /// program's run summary.
+    async fn engage(&self) -> anyhow::Result<Value> {
+        let answer = self.deployment.engage().await?;
+        answer["runs"]
+            .as_array()
+            .and_then(|runs| runs.iter().find(|r| r["program"] == PROGRAM))
+            .cloned()
+            .with_context(|| format!("no run of {PROGRAM}: {answer}"))
+    }
+
+    /// The delivery logs of these participants (those with any entry), through the admin
+    /// API, a few at a time.
+    async fn logs(&self, ids: &[String]) -> anyhow::Result<Logs> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in ids.chunks(ids.len().div_ceil(8).max(1)) {
+            let client = self
+                .deployment
+                .client(self.admin.key_id(), self.admin.secret());
+            let chunk = chunk.to_vec();
+            tasks.spawn(async move {
+                let mut logs = Vec::new();
+                for id in chunk {
+                    let body = get_ok(&client, &format!("/v1/participants/{id}/messages")).await?;
+                    let entries: Vec<DeliveryEntry> =
+                        serde_json::from_value(body["messages"].clone())
+                            .with_context(|| format!("the delivery log of {id}"))?;
+                    logs.push((id, entries));
+                }
+                anyhow::Ok(logs)
+            });
+        }
+        let mut logs = Logs::new();
+        while let Some(done) = tasks.join_next().await {
+            logs.extend(done??.into_iter().filter(|(_, log)| !log.is_empty()));
+        }
+        Ok(logs)
+    }
+
+    /// The logs by kind: requests, sent by channel, deferred, skipped by reason.
+    fn print_logs(&self, logs: &Logs, queued: u64) {
+        #[derive(Default)]
+        struct Tally {
+            requests: usize,
+            email: usize,
+            sms: usize,
+            deferred: usize,
+            skipped: BTreeMap<String, usize>,
+        }
+        let mut by_kind: BTreeMap<&str, Tally> = BTreeMap::new();
+        let mut total = Tally::default();
+        for entry in logs.values().flatten() {
+            for tally in [by_kind.entry(&entry.kind).or_default(), &mut total] {
+                tally.requests += 1;
+                match &entry.status {
+                    DeliveryStatus::Sent { .. } if entry.channel == Channel::Sms => tally.sms += 1,
+                    DeliveryStatus::Sent { .. } => tally.email += 1,
+                    DeliveryStatus::Deferred { .. } => tally.deferred += 1,
+                    DeliveryStatus::Skipped { reason } => {
+                        *tally.skipped.entry(reason.clone()).or_default() += 1
+                    }
+                    DeliveryStatus::Sending { .. } => {}
+                }
+            }
+        }
+        let logged = total.requests as u64;
+        println!(
+            "   The sender, from the delivery logs of the {} reps (GET /v1/participants/{{p}}/messages): {logged} entries for the {queued} requests the run queued{}",
+            self.reps.len(),
+            if logged == queued {
+                ""
+            } else {
+                " (NOT one each)"
+            }
+        );
+        println!(
+            "     kind                        requests  email   SMS  deferred  skipped (reason)"
+        );
+        let row = |kind: &str, t: &Tally| {
+            let skipped: usize = t.skipped.values().sum();
+            let reasons: Vec<String> = t
+                .skipped
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            println!(
+                "     {kind:<27} {:>8} {:>6} {:>5} {:>9} {:>8}{}",
+                t.requests,
+                t.email,
+                t.sms,
+                t.deferred,
+                skipped,
+                if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", reasons.join(", "))
+                }
+            );
+        };
+        for (kind, tally) in &by_kind {
+            row(kind, tally);
+        }
+        row("all", &total);
+    }
+
+    /// Every rep's points (before close bonuses) in each of these months, summed.
+    async fn month_points(&self, months: &[String]) -> anyhow::Result<BTreeMap<String, i64>> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in self.reps.chunks(self.reps.len().div_ceil(8).max(1)) {
+            let store = self.deployment.store.clone();
+            let ids: Vec<String> = chunk.iter().map(|r| r.id.clone()).collect();
+            tasks.spawn(async move {
+                let mut points = Vec::new();
+                for id in ids {
+                    points.extend(
+                        store
+                            .months(PROGRAM, &id)
+                            .await?
+                            .into_iter()
+                            .map(|m| (m.month, m.points)),
+                    );
+                }
+                anyhow::Ok(points)
+            });
+        }
+        let mut totals = BTreeMap::new();
+        while let Some(done) = tasks.join_next().await {
+            for (month, points) in done?? {
+                if months.contains(&month) {
+                    *totals.entry(month).or_default() += points;
+                }
+            }
+        }
+        Ok(totals)
+    }
+
+    /// The milestone awards in the ledgers: credited once each, through the award function.
+    async fn print_awards(&self, queued: u64) -> anyhow::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in self.reps.chunks(self.reps.len().div_ceil(8).max(1)) {
+            let store = self.deployment.store.clone();
+            let ids: Vec<String> = chunk.iter().map(|r| r.id.clone()).collect();
+            tasks.spawn(async move {
+                let mut awards = Vec::new();
+                for id in ids {
+                    for record in store.ledger(PROGRAM, &id).await? {
+                        if let Some(cause) = record.event_id.strip_prefix("milestone:") {
+                            awards.push((cause.to_owned(), record.points));
+                        }
+                    }
+                }
+                anyhow::Ok(awards)
+            });
+        }
+        let mut by_milestone: BTreeMap<String, (usize, i64)> = BTreeMap::new();
+        while let Some(done) = tasks.join_next().await {
+            for (cause, points) in done?? {
+                let milestone = by_milestone.entry(cause).or_default();
+                milestone.0 += 1;
+                milestone.1 += points;
+            }
+        }
+        let (credited, points) = by_milestone
+            .values()
+            .fold((0, 0), |(n, p), (count, sum)| (n + count, p + sum));
+        println!(
+            "   Milestone awards: {credited} ledger entries milestone:{{journey}}:{{milestone}}, {points} points, for the {queued} awards the run queued (points.bonus events, credited by the award function once per id):"
+        );
+        for (milestone, (n, points)) in &by_milestone {
+            println!("     {milestone:<32} {n:>4} reps {points:>8} points");
+        }
+        Ok(())
+    }
+
+    /// One of each: a welcome, a milestone with its award, a near miss, a digest, an SMS sent
+    /// and one held for the quiet hours.
+    async fn print_examples(&self, logs: &Logs, sent: &Sent) -> anyhow::Result<()> {
+        let subject = |entry: &DeliveryEntry| -> String {
+            match &entry.status {
+                DeliveryStatus::Sent { provider_id, .. } => sent
+                    .emails
+                    .get(provider_id)
+                    .and_then(|e| header(&e.raw, "Subject"))
+                    .map(|s| format!("\"{}\"", decode_words(&s)))
+                    .unwrap_or_else(|| format!("(no email {provider_id} at SES)")),
+                other => format!("({other:?})"),
+            }
+        };
+        let is_sent = |e: &DeliveryEntry| matches!(e.status, DeliveryStatus::Sent { .. });
+        let first_with = |kind: &str| {
+            logs.iter()
+                .find(|(_, entries)| entries.iter().any(|e| e.kind == kind && is_sent(e)))
+        };
+        println!(
+            "   One of each, as the rep got it (subjects from the emails moto's SES accepted):"
+        );
+        if let Some((id, entries)) = first_with("journey.welcome") {
+            let enrolled = self
+                .deployment
+                .store
+                .participant(PROGRAM, id)
+                .await?
+                .context("enrolled")?
+                .enrolled_at
+                .parse::<jiff::Timestamp>()?
+                .to_zoned(self.zone_of(id)?)
+                .date();
+            println!("     {}, enrolled {enrolled}:", self.who(id));
+            for entry in entries.iter().filter(|e| e.channel == Channel::Email) {
+                println!("       {:<22} {}", entry.kind, subject(entry));
+            }
+        } else {
+            println!("     no welcome was sent");
+        }
+        let awarded = logs.iter().find(|(_, entries)| {
+            entries
+                .iter()
+                .any(|e| e.kind == "journey.milestone" && is_sent(e))
+        });
+        if let Some((id, entries)) = awarded {
+            let ledger = self.deployment.store.ledger(PROGRAM, id).await?;
+            let awards: Vec<String> = ledger
+                .iter()
+                .filter(|r| r.event_id.starts_with("milestone:"))
+                .map(|r| format!("{} {:+}", r.event_id, r.points))
+                .collect();
+            let subjects: Vec<String> = entries
+                .iter()
+                .filter(|e| e.kind == "journey.milestone")
+                .map(subject)
+                .collect();
+            println!(
+                "     {}: journey.milestone {}; ledger: {}",
+                self.who(id),
+                subjects.join(", "),
+                if awards.is_empty() {
+                    "no award".to_owned()
+                } else {
+                    awards.join(", ")
+                }
+            );
+        }
+        for kind in ["near_miss.target", "near_miss.drawing", "digest"] {
+            match first_with(kind) {
+                Some((id, entries)) => {
+                    let entry = entries
+                        .iter()
+                        .find(|e| e.kind == kind && is_sent(e))
+                        .context("a sent entry")?;
+                    println!("     {}: {kind} {}", self.who(id), subject(entry));
+                }
+                None => println!("     no {kind} was sent"),
+            }
+        }
+        let sms = logs.iter().find_map(|(id, entries)| {
+            entries.iter().find_map(|e| match &e.status {
+                DeliveryStatus::Sent { provider_id, .. } if e.channel == Channel::Sms => {
+                    Some((id, e, sent.texts.get(provider_id)?))
+                }
+                _ => None,
+            })
+        });
+        if let Some((id, entry, text)) = sms {
+            println!(
+                "     {}, in {}: {} by SMS, sent at once: \"{}\"",
+                self.who(id),
+                self.zone_of(id)?.iana_name().unwrap_or_default(),
+                entry.kind,
+                text.message
+            );
+        }
+        let deferred = logs.iter().find_map(|(id, entries)| {
+            entries.iter().find_map(|e| match &e.status {
+                DeliveryStatus::Deferred { until } => Some((id, e, until)),
+                _ => None,
+            })
+        });
+        if let Some((id, entry, until)) = deferred {
+            let zone = self.zone_of(id)?;
+            println!(
+                "     {}, in {}: {} by SMS, deferred until {} their time, the end of their quiet hours",
+                self.who(id),
+                zone.iana_name().unwrap_or_default(),
+                entry.kind,
+                until
+                    .parse::<jiff::Timestamp>()?
+                    .to_zoned(zone.clone())
+                    .strftime("%H:%M")
+            );
+        }
+        Ok(())
+    }
+
+    /// What became of the SMS held for the quiet hours once the hourly run released them.
+    fn print_release(
+        &self,
+        before: &Logs,
+        after: &Logs,
+        run: &Value,
+        at: &jiff::Zoned,
+        sent: &Sent,
+    ) -> anyhow::Result<()> {
+        let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+        let mut example = None;
+        for (id, entries) in before {
+            for entry in entries {
+                if !matches!(entry.status, DeliveryStatus::Deferred { .. }) {
+                    continue;
+                }
+                let now = after
+                    .get(id)
+                    .and_then(|log| log.iter().find(|e| e.id == entry.id))
+                    .with_context(|| format!("{} left the log of {id}", entry.id))?;
+                let outcome = match &now.status {
+                    DeliveryStatus::Sent { provider_id, .. } => {
+                        if example.is_none() {
+                            example = sent.texts.get(provider_id).map(|t| (id, t));
+                        }
+                        "sent".to_owned()
+                    }
+                    DeliveryStatus::Skipped { reason } => format!("skipped, {reason}"),
+                    DeliveryStatus::Deferred { .. } => "still deferred".to_owned(),
+                    DeliveryStatus::Sending { .. } => "sending".to_owned(),
+                };
+                *outcomes.entry(outcome).or_default() += 1;
+            }
+        }
+        let outcomes: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+        println!(
+            "   At {} the hourly schedule runs again: the daily run is done for the day; {} deferred SMS released to the queue, and the sender's outcome: {}",
+            at.strftime("%H:%M"),
+            run["released"],
+            if outcomes.is_empty() {
+                "none deferred".to_owned()
+            } else {
+                outcomes.join(", ")
+            }
+        );
+        if let Some((id, text)) = example {
+            println!("     {}: \"{}\"", self.who(id), text.message);
+        }
+        Ok(())
+    }
+
+    /// Publishes SES Delivery events for up to `FEEDBACK_PER_KIND` emails of each kind, and
+    /// Open events for a seeded share of those (a few twice), to the configuration set's SNS
+    /// topic, as SES would.
+    async fn feedback(&self, logs: &Logs) -> anyhow::Result<Feedback> {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut events = Vec::new();
+        let mut per_kind: HashMap<&str, usize> = HashMap::new();
+        let (mut delivered, mut opened) = (0, 0);
+        let mut month = None;
+        let mut informed = Vec::new();
+        for (participant, entries) in logs {
+            let address = self
+                .rep(participant)
+                .and_then(|r| r.profile["email"].as_str())
+                .with_context(|| format!("{participant} has no email address"))?;
+            for entry in entries {
+                let DeliveryStatus::Sent { at, provider_id } = &entry.status else {
+                    continue;
+                };
+                let of_kind = per_kind.entry(&entry.kind).or_default();
+                if entry.channel != Channel::Email || *of_kind == FEEDBACK_PER_KIND {
+                    continue;
+                }
+                *of_kind += 1;
+                let request: NotificationRequest = serde_json::from_value(json!({
+                    "id": entry.id, "program": PROGRAM, "participant": participant,
+                    "kind": entry.kind, "created_at": entry.created_at}))?;
+                let mail = SesMail {
+                    request: &request,
+                    message_id: provider_id,
+                    from: self.deployment.resources.sender_email(),
+                    to: address,
+                    sent_at: at.parse()?,
+                };
+                let delivery = mail.sent_at + jiff::SignedDuration::from_secs(4);
+                month.get_or_insert_with(|| {
+                    delivery
+                        .to_zoned(jiff::tz::TimeZone::UTC)
+                        .strftime("%Y-%m")
+                        .to_string()
+                });
+                events.push(mail.event("Delivery", delivery));
+                delivered += 1;
+                if rng.random_bool(SIMULATED_OPEN_SHARE) {
+                    let open =
+                        mail.sent_at + jiff::SignedDuration::from_mins(rng.random_range(5..90));
+                    events.push(mail.event("Open", open));
+                    if opened < REPEATED_OPENS {
+                        events.push(mail.event("Open", open + jiff::SignedDuration::from_mins(30)));
+                    }
+                    opened += 1;
+                }
+                if informed.last() != Some(participant) {
+                    informed.push(participant.clone());
+                }
+            }
+        }
+        let sns = self.stack.sns_client();
+        let topic = self.deployment.resources.email_events_topic_arn();
+        for chunk in events.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, message)| {
+                    aws_sdk_sns::types::PublishBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message(message)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let published = sns
+                .publish_batch()
+                .topic_arn(topic)
+                .set_publish_batch_request_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sns::error::DisplayErrorContext(e)))
+                .context("publishing SES events")?;
+            anyhow::ensure!(
+                published.failed().is_empty(),
+                "SES events not published: {:?}",
+                published.failed()
+            );
+        }
+        Ok(Feedback {
+            month: month.context("no email was sent")?,
+            informed,
+            delivered,
+            opened,
+        })
+    }
+
+    /// Writes every email (`.eml`, the MIME as sent; `.html`, its HTML part) and every SMS
+    /// (`.txt`) with an `index.html` listing them.
+    fn write_messages(&self, first: &Logs, logs: &Logs, sent: &Sent) -> anyhow::Result<()> {
+        // One row per message the providers accepted, with its log entry.
+        let mut rows: Vec<(&str, &DeliveryEntry, &str)> = Vec::new();
+        for (participant, entries) in logs {
+            for entry in entries {
+                if let DeliveryStatus::Sent { provider_id, .. } = &entry.status {
+                    rows.push((participant, entry, provider_id));
+                }
+            }
+        }
+        rows.sort_by(|a, b| (a.0, &a.1.kind, a.2).cmp(&(b.0, &b.1.kind, b.2)));
+        let unlogged = sent.emails.len() + sent.texts.len() - rows.len();
+        if self.out.exists() {
+            std::fs::remove_dir_all(&self.out)
+                .with_context(|| format!("emptying {}", self.out.display()))?;
+        }
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("creating {}", self.out.display()))?;
+        let write = |name: &str, content: &[u8]| -> anyhow::Result<()> {
+            let path = self.out.join(name);
+            std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))
+        };
+        let width = rows.len().to_string().len().max(2);
+        let (mut emails, mut texts) = (0, 0);
+        let mut index = String::new();
+        for (n, (participant, entry, provider_id)) in rows.iter().enumerate() {
+            let number = format!("{:0width$}", n + 1);
+            let was_deferred = first.get(*participant).is_some_and(|log| {
+                log.iter().any(|e| {
+                    e.id == entry.id && matches!(e.status, DeliveryStatus::Deferred { .. })
+                })
+            });
+            let mut status = vec!["sent"];
+            if was_deferred {
+                status.push("after the quiet hours");
+            }
+            if entry.delivered_at.is_some() {
+                status.push("delivered");
+            }
+            if entry.opened_at.is_some() {
+                status.push("opened (simulated)");
+            }
+            let (channel, subject, links) = match (entry.channel, sent.emails.get(*provider_id)) {
+                (Channel::Email, Some(email)) => {
+                    let base = format!("{number}-{participant}-{}", entry.kind);
+                    let html = mime_part(&email.raw, "text/html")
+                        .with_context(|| format!("the HTML part of {base}"))?;
+                    write(&format!("{base}.eml"), email.raw.as_bytes())?;
+                    write(&format!("{base}.html"), html.as_bytes())?;
+                    emails += 1;
+                    let subject = header(&email.raw, "Subject")
+                        .map(|s| decode_words(&s))
+                        .unwrap_or_default();
+                    let links = format!(
+                        "<a href=\"{base}.html\">html</a> · <a href=\"{base}.eml\">eml</a>"
+                    );
+                    ("email", subject, links)
+                }
+                (Channel::Sms, _) => {
+                    let text = sent
+                        .texts
+                        .get(*provider_id)
+                        .with_context(|| format!("no SMS {provider_id} at SNS"))?;
+                    let name = format!("{number}-{participant}-sms.txt");
+                    write(&name, text.message.as_bytes())?;
+                    texts += 1;
+                    let links = format!("<a href=\"{name}\">txt</a>");
+                    ("SMS", text.message.clone(), links)
+                }
+                (Channel::Email, None) => {
+                    anyhow::bail!("{participant}: email {provider_id} is not at SES")
+                }
+            };
+            index.push_str(&format!(
+                "<tr><td>{number}</td><td>{}</td><td>{}</td><td>{channel}</td><td>{}</td><td>{}</td><td>{links}</td></tr>\n",
+                escape(&self.who(participant)),
+                escape(&entry.kind),
+                escape(&subject),
+                status.join(", ")
+            ));
+        }
+        let page = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Carrot demo: the messages sent</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}</style></head>\n<body><h1>The messages the demo sent</h1>\n<p>{PROGRAM}: {emails} emails (through SES on moto: <code>.html</code> is the HTML part, <code>.eml</code> the whole MIME message, which a mail program opens) and {texts} SMS (through SNS on moto). Delivery and opens are simulated SES events.</p>\n<table><tr><th>#</th><th>participant</th><th>kind</th><th>channel</th><th>subject or text</th><th>status</th><th>files</th></tr>\n{index}</table></body></html>\n"
+        );
+        write("index.html", page.as_bytes())?;
+        println!(
+            "   Messages: open {} ({emails} emails as .eml, the MIME as sent, and .html, its HTML part; {texts} SMS as .txt){}",
+            self.out.join("index.html").display(),
+            if unlogged == 0 {
+                String::new()
+            } else {
+                format!("; {unlogged} accepted by the providers are in NO delivery log")
+            }
+        );
+        Ok(())
+    }
+}
+
+/// What moto's SES and SNS accepted from this deployment, by the id they returned (the
+/// delivery log's `provider_id`).
+struct Sent {
+    emails: HashMap<String, SentEmail>,
+    texts: HashMap<String, SentSms>,
+}
+
+impl Sent {
+    async fn of(stack: &LocalStack, deployment: &Deployment, reps: &[Rep]) -> anyhow::Result<Sent> {
+        let sender = deployment.resources.sender_email();
+        let phones: Vec<&str> = reps
+            .iter()
+            .filter_map(|r| r.profile["phone"].as_str())
+            .collect();
+        let (emails, texts) = tokio::try_join!(stack.sent_emails(), stack.sent_sms())?;
+        Ok(Sent {
+            emails: emails
+                .into_iter()
+                .filter(|e| e.from == sender)
+                .map(|e| (e.id.clone(), e))
+                .collect(),
+            texts: texts
+                .into_iter()
+                .filter(|t| phones.contains(&t.phone.as_str()))
+                .map(|t| (t.id.clone(), t))
+                .collect(),
+        })
+    }
+}
+
+/// The simulated SES feedback: the month (UTC) its statistics are under, the participants
+/// whose emails it is about, and how many deliveries and opens it reported.
+struct Feedback {
+    month: String,
+    informed: Vec<String>,
+    delivered: usize,
+    opened: usize,
+}
+
+/// A sent email, as SES describes it in its events.
+struct SesMail<'a> {
+    request: &'a NotificationRequest,
+    /// The id SES returned when it accepted the email.
+    message_id: &'a str,
+    from: &'a str,
+    to: &'a str,
+    sent_at: jiff::Timestamp,
+}
+
+impl SesMail<'_> {
+    /// An event about the email, as SES publishes it to the configuration set's topic: the
+    /// mail's tags name the request.
+    fn event(&self, kind: &str, at: jiff::Timestamp) -> String {
+        let tags: serde_json::Map<String, Value> = email_tags(self.request)
+            .into_iter()
+            .map(|(name, value)| (name, json!([value])))
+            .collect();
+        let mail = json!({"timestamp": self.sent_at.to_string(), "source": self.from,
+            "messageId": self.message_id, "destination": [self.to], "tags": tags});
+        let at = at.to_string();
+        match kind {
+            "Delivery" => json!({"eventType": "Delivery", "mail": mail, "delivery": {
+                "timestamp": at, "recipients": [self.to], "processingTimeMillis": 4000,
+                "smtpResponse": "250 2.0.0 OK"}}),
+            _ => json!({"eventType": "Open", "mail": mail, "open": {
+                "timestamp": at, "ipAddress": "192.0.2.1", "userAgent": "Mozilla/5.0"}}),
+        }
+        .to_string()
     }
 }

@@ -8,6 +8,7 @@ mod sender;
 use crate::close::{Tenant, backdate_enrolment};
 use anyhow::Context;
 use carrot_local::deployment::Deployment;
+use carrot_local::mail::mime_part;
 use carrot_local::runner::SqsEventSourceOptions;
 use carrot_local::stack::{LocalStack, SentEmail, SentSms};
 use jiff::{SignedDuration, Timestamp};
@@ -217,40 +218,7 @@ fn kinds(log: &[Entry], status: &str) -> Vec<String> {
         .collect()
 }
 
-/// A header of a raw MIME message (first occurrence, unfolded).
-fn header(raw: &str, name: &str) -> Option<String> {
-    let head = raw.split("\r\n\r\n").next()?;
-    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
-    unfolded.split("\r\n").find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.eq_ignore_ascii_case(name)
-            .then(|| value.trim().to_owned())
-    })
-}
-
-/// The text/plain part of a message the sender built (quoted-printable), decoded.
+/// The text part of an email the sender built, decoded.
 fn text_part(raw: &str) -> String {
-    let start = raw
-        .find("Content-Type: text/plain")
-        .and_then(|i| raw[i..].find("\r\n\r\n").map(|j| i + j + 4))
-        .unwrap_or(0);
-    let end = raw[start..].find("\r\n--").map_or(raw.len(), |i| start + i);
-    let encoded = raw[start..end].replace("=\r\n", "");
-    let mut bytes = Vec::with_capacity(encoded.len());
-    let mut rest = encoded.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        match (byte, tail) {
-            (b'=', [a, b, tail @ ..]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => {
-                let hex = [*a, *b];
-                let text = std::str::from_utf8(&hex).expect("ASCII hex digits");
-                bytes.push(u8::from_str_radix(text, 16).expect("hex"));
-                rest = tail;
-            }
-            _ => {
-                bytes.push(byte);
-                rest = tail;
-            }
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
+    mime_part(raw, "text/plain").unwrap_or_default()
 }

@@ -3,9 +3,10 @@
 //! redelivered request, and SES feedback (a hard bounce suppresses the address; opens give
 //! the read rate).
 
-use super::{IDLE, Rep, emails_to, header, log, setup, sms_to};
+use super::{IDLE, Rep, emails_to, log, setup, sms_to};
 use anyhow::Context;
 use carrot::domain::message::{NotificationRequest, email_tags};
+use carrot_local::mail::header;
 use carrot_local::runner::http_request;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
