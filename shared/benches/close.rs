@@ -16,15 +16,16 @@ use carrot::domain::close::{ClosePeriod, Decision, Member, decide, placings};
 use carrot::domain::drawing;
 use carrot::domain::program::Program;
 use carrot::domain::standings::Totals;
+use harness::{Table, live, measure, member_count, mib, participant, print_table, role, seconds};
 use jiff::{SignedDuration, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod harness;
 
 const PROGRAM: &str = r#"
 program: acme
@@ -87,104 +88,8 @@ const PERIOD: &str = "2026-11";
 const LOCATIONS: usize = 5_000;
 const DISTRIBUTORS: usize = 200;
 const REGIONS: usize = 20;
-/// Each step runs this many times: the table gives the best and the worst.
-const RUNS: usize = 3;
 /// The drawing's seed: fixed, so every run draws the same winners.
 const SEED: [u8; 32] = [7; 32];
-
-/// The system allocator, counting the bytes live on the heap and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(bytes: usize) {
-    let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(live, Ordering::Relaxed);
-}
-
-fn shrank(bytes: usize) {
-    LIVE.fetch_sub(bytes, Ordering::Relaxed);
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; only counters are updated around it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            grew(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            grew(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        shrank(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let moved = unsafe { System.realloc(ptr, layout, new_size) };
-        if !moved.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                shrank(layout.size() - new_size);
-            }
-        }
-        moved
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}
-
-/// One step's figures over its runs.
-struct Step {
-    name: String,
-    times: Vec<Duration>,
-    /// Most heap live at once during a run, above what was live before it.
-    peak: usize,
-    /// Heap still held after a run by what it returned.
-    kept: usize,
-    note: String,
-}
-
-/// Runs `f` `RUNS` times, timing each run and watching the heap; returns the last result.
-fn measure<T>(name: &str, mut f: impl FnMut() -> T) -> (T, Step) {
-    let mut step = Step {
-        name: name.to_owned(),
-        times: Vec::new(),
-        peak: 0,
-        kept: 0,
-        note: String::new(),
-    };
-    let mut result = None;
-    for _ in 0..RUNS {
-        // The previous run's result is dropped first, so each run starts from the same heap.
-        drop(result.take());
-        let before = live();
-        PEAK.store(before, Ordering::Relaxed);
-        let start = Instant::now();
-        let value = black_box(f());
-        step.times.push(start.elapsed());
-        step.peak = step.peak.max(PEAK.load(Ordering::Relaxed) - before);
-        step.kept = live().saturating_sub(before);
-        result = Some(value);
-    }
-    (result.expect("at least one run"), step)
-}
 
 /// `count` members of the program, the same on every run.
 fn members(count: usize) -> Vec<Member> {
@@ -235,13 +140,8 @@ fn members(count: usize) -> Vec<Member> {
                 .random_bool(0.04)
                 .then(|| format!("2026-{:02}", rng.random_range(3..=10)));
             Member {
-                participant: format!("rep-{i:07}"),
-                role: if i % 10 == 0 {
-                    "sales_manager"
-                } else {
-                    "sales_rep"
-                }
-                .to_owned(),
+                participant: participant(i),
+                role: role(i).to_owned(),
                 distributor: format!("dist-{distributor:03}"),
                 location: format!("loc-{location:04}"),
                 region: Some(format!("region-{region:02}")),
@@ -263,50 +163,6 @@ fn members(count: usize) -> Vec<Member> {
             }
         })
         .collect()
-}
-
-fn mib(bytes: usize) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-fn seconds(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{:.1} ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.2} s", d.as_secs_f64())
-    }
-}
-
-fn print_table(steps: &[Step]) {
-    println!(
-        "| step | best of {RUNS} | worst | peak heap | kept | notes |\n| --- | --- | --- | --- | --- | --- |"
-    );
-    for step in steps {
-        let best = step.times.iter().min().copied().unwrap_or_default();
-        let worst = step.times.iter().max().copied().unwrap_or_default();
-        println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            step.name,
-            seconds(best),
-            seconds(worst),
-            mib(step.peak),
-            mib(step.kept),
-            step.note
-        );
-    }
-}
-
-/// `--members N`; cargo also passes `--bench`, which is ignored.
-fn member_count() -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--members")
-        .map(|i| {
-            args.get(i + 1)
-                .and_then(|n| n.replace('_', "").parse().ok())
-                .expect("--members takes a whole number")
-        })
-        .unwrap_or(1_000_000)
 }
 
 fn main() {
@@ -403,7 +259,13 @@ fn main() {
     step.note = "equal to the decision".to_owned();
     steps.push(step);
 
-    print_table(&steps);
+    print_table(
+        &steps,
+        &Table {
+            per_member: None,
+            bytes: mib,
+        },
+    );
 }
 
 /// Bytes of a part of the decision in JSON.

@@ -22,7 +22,7 @@ use crate::domain::period::time_zone;
 use crate::domain::program::Program;
 use crate::domain::rules::Period;
 use crate::domain::segments::{
-    Assessment, Engagement, Month, Population, Segment, assess, personal_target,
+    Assessment, Engagement, Month, Population, Segment, Target, assess, personal_target,
 };
 use crate::domain::standings::{BOARD_SHARDS, Totals};
 use crate::domain::wallet::Wallet;
@@ -30,6 +30,7 @@ use crate::ports::{
     Clock, DeferralStore, EngageMember, EngageRun, EngageStore, EventQueue, PortError,
     ProgramReader, QueueMessage, SegmentChange, StatsReader,
 };
+use jiff::civil::Date;
 use jiff::{Timestamp, Zoned};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -447,23 +448,15 @@ fn plan_member(
         .map_err(|e| EngageError::Corrupt(format!("enrolment time of {id}: {e}")))?
         .to_zoned(own_zone)
         .date();
-    let have = program.segments.value_of(current_stats);
-    let month_totals = Totals::from(current_stats);
-    let journey_member = JourneyMember {
-        program: &program.id,
-        participant: id,
-        role: &member.state.profile.role,
+    let journey_member = journey_member(
+        program,
+        member_ids(member),
         enrolled_on,
-        lifetime: engagement.lifetime_with(current_stats),
-        month: month_totals.clone(),
-        segment: Some(segment.as_str()),
-        has_phone: member.state.profile.phone.is_some(),
-        target: target.as_ref().map(|t| MonthTarget {
-            metric: &program.segments.metric,
-            value: t.value,
-            have,
-        }),
-    };
+        &engagement,
+        current_stats,
+        segment,
+        target.as_ref(),
+    );
     let planned = plan(
         &program.journeys,
         &program.close.drawings,
@@ -508,7 +501,7 @@ fn plan_member(
             .drawings
             .iter()
             .filter(|d| d.period == Period::Month)
-            .map(|d| json!({"title": d.title, "have": d.metric.of(&month_totals), "need": d.at_least}))
+            .map(|d| json!({"title": d.title, "have": d.metric.of(&journey_member.month), "need": d.at_least}))
             .collect();
         requests.push(request(
             "digest",
@@ -523,7 +516,7 @@ fn plan_member(
                 "expiring": expiring,
                 "percentile": percentile,
                 "drawings": drawings,
-                "target": target.as_ref().map(|t| json!({"target": t.value, "have": have})),
+                "target": journey_member.target.as_ref().map(|t| json!({"target": t.value, "have": t.have})),
             }),
         ));
         engagement.digest_sent(current_stats);
@@ -553,6 +546,51 @@ fn plan_member(
             change,
         }),
     })
+}
+
+/// Who a member is, for the journey planner: participant, role, and whether they have a
+/// phone.
+pub struct MemberIds<'a> {
+    pub participant: &'a str,
+    pub role: &'a str,
+    pub has_phone: bool,
+}
+
+fn member_ids<'a>(member: &'a EngageMember) -> MemberIds<'a> {
+    MemberIds {
+        participant: &member.state.participant,
+        role: &member.state.profile.role,
+        has_phone: member.state.profile.phone.is_some(),
+    }
+}
+
+/// What the journey planner sees of a member today: their own calendar, lifetime and month
+/// figures (the month's counters so far), today's segment and the personal target with the
+/// progress toward it.
+pub fn journey_member<'a>(
+    program: &'a Program,
+    ids: MemberIds<'a>,
+    enrolled_on: Date,
+    engagement: &Engagement,
+    stats: &MonthStats,
+    segment: Segment,
+    target: Option<&Target>,
+) -> JourneyMember<'a> {
+    JourneyMember {
+        program: &program.id,
+        participant: ids.participant,
+        role: ids.role,
+        enrolled_on,
+        lifetime: engagement.lifetime_with(stats),
+        month: Totals::from(stats),
+        segment: Some(segment.as_str()),
+        has_phone: ids.has_phone,
+        target: target.map(|t| MonthTarget {
+            metric: &program.segments.metric,
+            value: t.value,
+            have: program.segments.value_of(stats),
+        }),
+    }
 }
 
 struct Planned {
