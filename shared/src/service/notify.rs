@@ -80,18 +80,7 @@ where
             .await?
             .map(|v| v.latest().clone())
             .ok_or_else(|| NotifyError::NoProgram(request.program.clone()))?;
-        let entry = |status| DeliveryEntry {
-            id: request.id.clone(),
-            kind: request.kind.clone(),
-            channel: request.channel,
-            recipient: request.recipient,
-            status,
-            created_at: request.created_at.clone(),
-            delivered_at: None,
-            opened_at: None,
-            bounced_at: None,
-            complained_at: None,
-        };
+        let entry = |status| entry_of(&request, status);
         let Some((participant, prefs)) = self
             .store
             .recipient(&request.program, &request.participant)
@@ -135,27 +124,10 @@ where
             && let Some(phone) = &participant.profile.phone
             && self.sms.opted_out(phone).await?
         {
-            let skipped = entry(DeliveryStatus::Skipped {
-                reason: "opted_out".into(),
-            });
-            return self
-                .skip(&request, skipped)
-                .await
-                .map(|done| done.unwrap_or(Outcome::Skipped("opted_out".into())));
+            return self.skip(&request, "opted_out").await;
         }
         let (address, cap) = match decision {
-            Decision::Skip(reason) => {
-                let reason = reason.as_str().to_owned();
-                return self
-                    .skip(
-                        &request,
-                        entry(DeliveryStatus::Skipped {
-                            reason: reason.clone(),
-                        }),
-                    )
-                    .await
-                    .map(|done| done.unwrap_or(Outcome::Skipped(reason)));
-            }
+            Decision::Skip(reason) => return self.skip(&request, reason.as_str()).await,
             Decision::Defer(until) => {
                 let deferred = entry(DeliveryStatus::Deferred {
                     until: until.to_string(),
@@ -186,15 +158,7 @@ where
         {
             Claim::Claimed => {}
             Claim::Exists(_) => return Ok(Outcome::Duplicate),
-            Claim::CapReached => {
-                let capped = entry(DeliveryStatus::Skipped {
-                    reason: "capped".into(),
-                });
-                return self
-                    .skip(&request, capped)
-                    .await
-                    .map(|done| done.unwrap_or(Outcome::Skipped("capped".into())));
-            }
+            Claim::CapReached => return self.skip(&request, "capped").await,
         }
         let sent = match &message {
             Composed::Email(email) => self.mailer.send_email(email).await,
@@ -256,19 +220,25 @@ where
         }
     }
 
-    /// Records a final skip; `Some(Duplicate)` when an entry appeared meanwhile.
+    /// Records a final skip for `reason`; a duplicate when an entry appeared meanwhile.
     async fn skip(
         &self,
         request: &NotificationRequest,
-        entry: DeliveryEntry,
-    ) -> Result<Option<Outcome>, NotifyError> {
+        reason: &str,
+    ) -> Result<Outcome, NotifyError> {
+        let skipped = entry_of(
+            request,
+            DeliveryStatus::Skipped {
+                reason: reason.to_owned(),
+            },
+        );
         match self
             .store
-            .skip(&request.program, &request.participant, &entry)
+            .skip(&request.program, &request.participant, &skipped)
             .await
         {
-            Ok(()) => Ok(None),
-            Err(PortError::ConditionFailed) => Ok(Some(Outcome::Duplicate)),
+            Ok(()) => Ok(Outcome::Skipped(reason.to_owned())),
+            Err(PortError::ConditionFailed) => Ok(Outcome::Duplicate),
             Err(e) => Err(e.into()),
         }
     }
@@ -328,6 +298,22 @@ where
                 })
             }
         })
+    }
+}
+
+/// The log entry of `request` in `status`, with no provider feedback yet.
+fn entry_of(request: &NotificationRequest, status: DeliveryStatus) -> DeliveryEntry {
+    DeliveryEntry {
+        id: request.id.clone(),
+        kind: request.kind.clone(),
+        channel: request.channel,
+        recipient: request.recipient,
+        status,
+        created_at: request.created_at.clone(),
+        delivered_at: None,
+        opened_at: None,
+        bounced_at: None,
+        complained_at: None,
     }
 }
 
