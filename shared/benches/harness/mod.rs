@@ -14,6 +14,17 @@ use std::time::{Duration, Instant};
 /// Each step runs this many times: the table gives the best and the worst.
 pub const RUNS: usize = 3;
 
+/// Whether cargo runs the bench as a test (`cargo test --all-targets`, which does not pass
+/// `--bench`): then it is a smoke test, one run over a small program, not a measurement.
+pub fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// Runs of each step: `RUNS` when measuring, one in a smoke test.
+fn runs() -> usize {
+    if smoke() { 1 } else { RUNS }
+}
+
 /// The system allocator, counting the bytes live on the heap and their peak.
 struct Counting;
 
@@ -104,7 +115,7 @@ pub fn measure_timed<T>(name: &str, mut f: impl FnMut() -> (T, Duration)) -> (T,
         note: String::new(),
     };
     let mut result = None;
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         // The previous run's result is dropped first, so each run starts from the same heap.
         drop(result.take());
         let before = live();
@@ -155,7 +166,8 @@ pub fn print_table(steps: &[Step], table: &Table) {
         None => ("", ""),
     };
     println!(
-        "| step | best of {RUNS} | worst |{per_member_head} peak heap | kept | notes |\n| --- | --- | --- |{per_member_rule} --- | --- | --- |"
+        "| step | best of {} | worst |{per_member_head} peak heap | kept | notes |\n| --- | --- | --- |{per_member_rule} --- | --- | --- |",
+        runs()
     );
     for step in steps {
         let best = step.times.iter().min().copied().unwrap_or_default();
@@ -188,7 +200,7 @@ pub fn member_count() -> usize {
                 .and_then(|n| n.replace('_', "").parse().ok())
                 .expect("--members takes a whole number")
         })
-        .unwrap_or(1_000_000)
+        .unwrap_or(if smoke() { 2_000 } else { 1_000_000 })
 }
 
 /// The id of the bench's member `i`.
