@@ -218,16 +218,30 @@ impl DynamoStore {
         pk: String,
         prefix: &str,
     ) -> Result<Vec<Item>, PortError> {
+        self.query_paged(pk, Some(prefix)).await
+    }
+
+    /// Every item of a partition, consistent, page after page.
+    pub(crate) async fn query_partition(&self, pk: String) -> Result<Vec<Item>, PortError> {
+        self.query_paged(pk, None).await
+    }
+
+    async fn query_paged(&self, pk: String, prefix: Option<&str>) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let output = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
+                .expression_attribute_values(":pk", s(pk.clone()));
+            let query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let output = query
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()

@@ -233,30 +233,6 @@ impl NotifyStore {
         Ok(output.item().cloned())
     }
 
-    /// Every item of a partition.
-    async fn partition(&self, pk: String) -> Result<Vec<Item>, PortError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client()
-                .query()
-                .table_name(self.name())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(port_error)?;
-            items.extend(output.items().iter().cloned());
-            match output.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => return Ok(items),
-            }
-        }
-    }
-
     /// The entry an unsuccessful claim found.
     async fn existing(
         &self,
@@ -690,7 +666,8 @@ impl PreferenceStore for NotifyStore {
 
     async fn message_stats(&self, program: &str, month: &str) -> Result<Vec<KindStats>, PortError> {
         let items = self
-            .partition(format!("MSGSTATS#{program}#{month}"))
+            .table
+            .query_partition(format!("MSGSTATS#{program}#{month}"))
             .await?;
         items
             .iter()

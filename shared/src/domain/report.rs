@@ -425,7 +425,8 @@ enum PeriodLabel<'a> {
     Other(&'a str),
 }
 
-const MONTHS: [&str; 12] = [
+/// English month names (also the message templates').
+pub(crate) const MONTHS: [&str; 12] = [
     "January",
     "February",
     "March",

@@ -386,20 +386,6 @@ fn number(state: &State, value: Jinja) -> Result<String, Error> {
     Ok(out)
 }
 
-const MONTHS_EN: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
 const MONTHS_SV: [&str; 12] = [
     "januari",
     "februari",
@@ -419,7 +405,7 @@ fn month_name(state: &State, month: i8) -> &'static str {
     let names = if locale_of(state) == "sv" {
         &MONTHS_SV
     } else {
-        &MONTHS_EN
+        &super::report::MONTHS
     };
     names[(month as usize).clamp(1, 12) - 1]
 }
