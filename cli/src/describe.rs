@@ -1,26 +1,15 @@
 //! What the commands print: a program's summary (`validate`) and a backtest report.
 
 use crate::table;
-use carrot::domain::program::Program;
-use carrot::domain::rules::{
-    Amount, Campaign, Expiry, Limit, Measured, Period, Predicate, Rounding, Rule, Trait, Trigger,
+pub use carrot::domain::describe::plural;
+use carrot::domain::describe::{
+    campaign_text, expiry_text, local, pending_text, per, rule_text, rules,
 };
+use carrot::domain::program::Program;
 use carrot::service::backtest::{BacktestReport, EXPIRY_HORIZON_DAYS, Points};
-use jiff::Timestamp;
-use rust_decimal::Decimal;
 use serde_json::Value;
 use std::fmt::Write;
 use std::path::Path;
-
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
 
 /// The summary `validate` prints of a valid program.
 pub fn program(path: &Path, program: &Program) -> String {
@@ -108,215 +97,9 @@ pub fn program(path: &Path, program: &Program) -> String {
         );
     }
     let _ = writeln!(o, "\nwallet");
-    let _ = match &program.wallet.pending {
-        Some(pending) => writeln!(
-            o,
-            "  pending: points of {} wait {} days{}",
-            rules(&pending.rules),
-            pending.lock_days,
-            pending
-                .post_on
-                .map(|d| format!(", then until the next {}", WEEKDAYS[(d - 1) as usize]))
-                .unwrap_or_default()
-        ),
-        None => writeln!(o, "  pending: none, points can be spent at once"),
-    };
-    let _ = match &program.wallet.expiry {
-        Some(Expiry::Rolling { after_months }) => writeln!(
-            o,
-            "  expiry: at the end of the {}th month after the month earned",
-            after_months
-        ),
-        Some(Expiry::Fixed {
-            month,
-            day,
-            after_years,
-        }) => writeln!(
-            o,
-            "  expiry: on {month:02}-{day:02} of the year earned plus {after_years}"
-        ),
-        None => writeln!(o, "  expiry: none, points never expire"),
-    };
+    let _ = writeln!(o, "  pending: {}", pending_text(program));
+    let _ = writeln!(o, "  expiry: {}", expiry_text(program));
     out
-}
-
-fn rule_text(program: &Program, rule: &Rule) -> String {
-    let mut text = match &rule.amount {
-        Amount::Fixed(points) => plural(*points, "point"),
-        Amount::Proportional {
-            attribute,
-            every,
-            points,
-        } => {
-            let rounding = match rule.rounding {
-                Rounding::Down => "down",
-                Rounding::Up => "up",
-                Rounding::Nearest => "to the nearest",
-                Rounding::HalfEven => "half to even",
-            };
-            let every = if *every == Decimal::ONE {
-                String::new()
-            } else {
-                format!("{every} ")
-            };
-            let unit = if *points == Decimal::ONE {
-                "point"
-            } else {
-                "points"
-            };
-            format!("{points} {unit} per {every}{attribute}, rounded {rounding}")
-        }
-    };
-    match &rule.trigger {
-        Trigger::Every => {}
-        Trigger::Milestone(at) => {
-            let at: Vec<String> = at.iter().map(ToString::to_string).collect();
-            let _ = write!(text, " at match {}", at.join(", "));
-        }
-        Trigger::Streak { per, length } => {
-            let _ = write!(text, " for every {length} {}s in a row", per.name());
-        }
-    }
-    let mut conditions: Vec<String> = rule
-        .when
-        .attributes
-        .iter()
-        .map(|(name, p)| format!("{name} {}", predicate(p)))
-        .collect();
-    conditions.extend(
-        rule.when
-            .participant
-            .iter()
-            .map(|(t, p)| format!("{} {}", trait_name(*t), predicate(p))),
-    );
-    if let Some(p) = &rule.when.late_days {
-        conditions.push(format!("late_days {}", predicate(p)));
-    }
-    if !conditions.is_empty() {
-        let _ = write!(text, "; if {}", conditions.join(", "));
-    }
-    if let Some(quality) = &rule.quality {
-        let from = match quality.measured_from {
-            Measured::Received => "receipt",
-            Measured::RecordedAt => "recording",
-        };
-        let steps: Vec<String> = quality
-            .factors
-            .iter()
-            .map(|(days, factor)| format!("×{factor} within {}", plural(*days, "day")))
-            .chain([format!("×{} later", quality.otherwise)])
-            .collect();
-        let _ = write!(text, "; by delay to {from}: {}", steps.join(", "));
-    }
-    let once = rule.caps.len() == 1
-        && rule.caps[0].per == Period::Lifetime
-        && rule.caps[0].limit == Limit::Times(1);
-    if once {
-        text.push_str("; once");
-    } else if !rule.caps.is_empty() {
-        let caps: Vec<String> = rule
-            .caps
-            .iter()
-            .map(|cap| match cap.limit {
-                Limit::Points(n) => format!("{} {}", plural(n, "point"), per(cap.per)),
-                Limit::Times(n) => format!("{} {}", plural(n, "time"), per(cap.per)),
-            })
-            .collect();
-        let label = if caps.len() == 1 { "cap" } else { "caps" };
-        let _ = write!(text, "; {label}: {}", caps.join(", "));
-    }
-    text.push_str(&window(program, rule.from, rule.until));
-    text
-}
-
-fn campaign_text(program: &Program, campaign: &Campaign) -> String {
-    let mut text = format!("×{} on {}", campaign.multiplier, rules(&campaign.rules));
-    text.push_str(&window(program, campaign.from, campaign.until));
-    if let Some((from, until)) = campaign.enrolment_days {
-        let until = until.map_or("on".to_owned(), |u| format!("to {u}"));
-        let _ = write!(
-            text,
-            "; days {from} {until} of each participant's enrolment"
-        );
-    }
-    if !campaign.participant.is_empty() {
-        let traits: Vec<String> = campaign
-            .participant
-            .iter()
-            .map(|(t, p)| format!("{} {}", trait_name(*t), predicate(p)))
-            .collect();
-        let _ = write!(text, "; for {}", traits.join(", "));
-    }
-    text
-}
-
-fn window(program: &Program, from: Option<Timestamp>, until: Option<Timestamp>) -> String {
-    let mut text = String::new();
-    if let Some(from) = from {
-        let _ = write!(text, "; from {}", local(program, from));
-    }
-    if let Some(until) = until {
-        let joint = if from.is_some() { " " } else { "; " };
-        let _ = write!(text, "{joint}until {}", local(program, until));
-    }
-    text
-}
-
-/// `1 point`, `5 points`.
-pub fn plural(n: i64, unit: &str) -> String {
-    match n {
-        1 | -1 => format!("{n} {unit}"),
-        _ => format!("{n} {unit}s"),
-    }
-}
-
-/// An instant in the program's time zone, as RFC 3339.
-fn local(program: &Program, at: Timestamp) -> String {
-    at.to_zoned(program.time_zone.clone())
-        .strftime("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
-}
-
-fn per(period: Period) -> String {
-    match period.name() {
-        "lifetime" => "in all".into(),
-        name => format!("a {name}"),
-    }
-}
-
-fn rules(ids: &Option<Vec<String>>) -> String {
-    ids.as_ref()
-        .map_or("every rule".to_owned(), |ids| ids.join(", "))
-}
-
-fn trait_name(t: Trait) -> &'static str {
-    Trait::NAMES
-        .iter()
-        .find(|(_, named)| *named == t)
-        .map_or("?", |(name, _)| name)
-}
-
-fn predicate(p: &Predicate) -> String {
-    match p {
-        Predicate::Equals(v) => format!("= {}", scalar(v)),
-        Predicate::In(options) => {
-            let options: Vec<String> = options.iter().map(scalar).collect();
-            format!("in [{}]", options.join(", "))
-        }
-        Predicate::Exists(true) => "present".into(),
-        Predicate::Exists(false) => "absent".into(),
-        Predicate::Range { gt, gte, lt, lte } => {
-            let bounds: Vec<String> = [(">", gt), ("≥", gte), ("<", lt), ("≤", lte)]
-                .iter()
-                .filter_map(|(op, bound)| bound.map(|b| format!("{op} {b}")))
-                .collect();
-            bounds.join(" and ")
-        }
-    }
-}
-
-fn scalar(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 
 /// The backtest report as text tables.

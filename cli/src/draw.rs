@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// One answer of `GET /v1/drawings/{drawing}/{period}`, or an exported record.
+/// One answer of `GET /v1/programs/{program}/drawings/{drawing}/{period}`, or an exported record.
 struct Page {
     record: DrawingRecord,
     entrants: Vec<Entrant>,
@@ -23,7 +23,7 @@ struct Page {
 /// checking that it is `program`'s.
 pub async fn verify_remote(program: &str, drawing: &str, period: &str) -> anyhow::Result<ExitCode> {
     let api = Api::from_env()?;
-    let path = format!("/v1/drawings/{}/{}", encode(drawing), encode(period));
+    let path = format!("/drawings/{}/{}", encode(drawing), encode(period));
     let first = fetch(&api, &path).await?;
     if first.record.program != program {
         bail!(
@@ -167,7 +167,7 @@ fn verdict(record: &DrawingRecord, entrants: &[Entrant]) -> (String, bool) {
 }
 
 /// Percent-encodes a path segment or query value: everything but the unreserved characters.
-fn encode(text: &str) -> String {
+pub fn encode(text: &str) -> String {
     text.bytes().fold(String::new(), |mut encoded, byte| {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
             encoded.push(char::from(byte));

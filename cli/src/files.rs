@@ -1,11 +1,13 @@
 //! The backtest's input files. Events and roster are each JSON Lines (`.jsonl`, one object
-//! per line) or CSV (`.csv`, a header row naming the columns); both become one JSON object
-//! per record, read the same way. A bad record is reported with its line and never stops
-//! the run; a file that cannot be read or a CSV header that is wrong does.
+//! per line) or CSV (`.csv`, a header row naming the columns), read into one JSON object per
+//! record by `carrot::domain::import` (which the enrolment import reads with too). A bad
+//! record is reported with its line and never stops the run; a file that cannot be read or a
+//! CSV header that is wrong does.
 
 use anyhow::{Context, bail};
 use carrot::domain::envelope::{MAX_FUTURE_SKEW, parse_event, parse_rfc3339};
 use carrot::domain::error::{FieldErrors, check_identifier};
+use carrot::domain::import::{Columns, Record, csv_records, json_lines};
 use carrot::domain::money::json_kind;
 use carrot::service::backtest::{History, HistoryEvent, Member, Rejected};
 use jiff::Timestamp;
@@ -33,16 +35,6 @@ const ROSTER_COLUMNS: Columns = Columns {
     ],
     json: &[],
 };
-
-/// The columns a CSV file may have, and those holding JSON text.
-struct Columns {
-    required: &'static [&'static str],
-    optional: &'static [&'static str],
-    json: &'static [&'static str],
-}
-
-/// One record of a file: its first line, and the object or why it is not one.
-type Record = (usize, Result<Map<String, Value>, String>);
 
 /// Reads the events and, if given, the roster.
 pub fn history(events: &Path, roster: Option<&Path>) -> anyhow::Result<History> {
@@ -184,20 +176,9 @@ fn records(path: &Path, columns: &Columns) -> anyhow::Result<Vec<Record>> {
         .and_then(|e| e.to_str())
         .unwrap_or_default();
     match extension.to_ascii_lowercase().as_str() {
-        "jsonl" | "ndjson" => Ok(text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(i, line)| {
-                let object = match serde_json::from_str(line) {
-                    Ok(Value::Object(object)) => Ok(object),
-                    Ok(other) => Err(format!("must be a JSON object, got {}", json_kind(&other))),
-                    Err(e) => Err(format!("is not JSON: {e}")),
-                };
-                (i + 1, object)
-            })
-            .collect()),
-        "csv" => csv_records(&text, columns).with_context(|| format!("reading {}", path.display())),
+        "jsonl" | "ndjson" => Ok(json_lines(&text)),
+        "csv" => csv_records(&text, columns)
+            .map_err(|reason| anyhow::anyhow!("reading {}: {reason}", path.display())),
         _ => bail!(
             "{}: expected a .jsonl or .csv file, got {extension:?}",
             path.display()
@@ -205,128 +186,9 @@ fn records(path: &Path, columns: &Columns) -> anyhow::Result<Vec<Record>> {
     }
 }
 
-/// CSV records as objects keyed by the header; an empty cell is left out, a JSON column is
-/// parsed.
-fn csv_records(text: &str, columns: &Columns) -> anyhow::Result<Vec<Record>> {
-    let mut rows = csv_rows(text).into_iter();
-    let Some((_, header)) = rows.next() else {
-        bail!("the file is empty: expected a header row");
-    };
-    let header = header.map_err(|reason| anyhow::anyhow!("header row: {reason}"))?;
-    let header: Vec<String> = header.iter().map(|h| h.trim().to_owned()).collect();
-    for name in &header {
-        if !columns.required.contains(&name.as_str()) && !columns.optional.contains(&name.as_str())
-        {
-            bail!(
-                "header row: unknown column {name:?} (expected {:?}, optionally {:?})",
-                columns.required,
-                columns.optional
-            );
-        }
-    }
-    for name in columns.required {
-        if !header.iter().any(|h| h == name) {
-            bail!("header row: the {name:?} column is missing");
-        }
-    }
-    Ok(rows
-        .map(|(line, row)| {
-            let object = row.and_then(|cells| {
-                if cells.len() != header.len() {
-                    return Err(format!(
-                        "has {} cells, the header {}",
-                        cells.len(),
-                        header.len()
-                    ));
-                }
-                let mut object = Map::new();
-                for (name, cell) in header.iter().zip(cells) {
-                    if cell.is_empty() {
-                        continue;
-                    }
-                    let value = if columns.json.contains(&name.as_str()) {
-                        serde_json::from_str(&cell)
-                            .map_err(|e| format!("{name}: is not JSON: {e}"))?
-                    } else {
-                        Value::String(cell)
-                    };
-                    object.insert(name.clone(), value);
-                }
-                Ok(object)
-            });
-            (line, object)
-        })
-        .collect())
-}
-
-/// RFC 4180 rows: comma-separated cells, a cell in double quotes may hold commas, line
-/// breaks and doubled quotes. Each row comes with the line it starts on. Blank lines are
-/// skipped.
-fn csv_rows(text: &str) -> Vec<(usize, Result<Vec<String>, String>)> {
-    let mut rows = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    while chars.peek().is_some() {
-        let start = line;
-        let mut cells = Vec::new();
-        let mut cell = String::new();
-        let mut problem = None;
-        loop {
-            match chars.next() {
-                None => break,
-                Some('\n') => {
-                    line += 1;
-                    break;
-                }
-                Some('\r') if chars.peek() == Some(&'\n') => {}
-                Some(',') => cells.push(std::mem::take(&mut cell)),
-                Some('"') if cell.is_empty() => loop {
-                    match chars.next() {
-                        None => {
-                            problem = Some("a quoted cell is not closed".to_owned());
-                            break;
-                        }
-                        Some('"') if chars.peek() == Some(&'"') => {
-                            chars.next();
-                            cell.push('"');
-                        }
-                        Some('"') => break,
-                        Some(c) => {
-                            line += usize::from(c == '\n');
-                            cell.push(c);
-                        }
-                    }
-                },
-                Some(c) => cell.push(c),
-            }
-        }
-        cells.push(cell);
-        if cells.len() == 1 && cells[0].trim().is_empty() && problem.is_none() {
-            continue;
-        }
-        rows.push((start, problem.map_or(Ok(cells), Err)));
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_cells_may_be_quoted_across_commas_quotes_and_lines() {
-        let text = "a,b\r\n1,\"{\"\"x\"\": 1, \"\"y\"\": 2}\"\n\n\"two\nlines\",\n3,\"open";
-        let rows = csv_rows(text);
-        let cells = |i: usize| rows[i].1.clone();
-        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 4, 6]);
-        assert_eq!(cells(0), Ok(vec!["a".to_owned(), "b".to_owned()]));
-        assert_eq!(
-            cells(1),
-            Ok(vec!["1".to_owned(), r#"{"x": 1, "y": 2}"#.to_owned()])
-        );
-        assert_eq!(cells(2), Ok(vec!["two\nlines".to_owned(), String::new()]));
-        assert_eq!(cells(3), Err("a quoted cell is not closed".to_owned()));
-    }
 
     #[test]
     fn csv_events_read_like_json_lines_and_bad_rows_name_their_line() {

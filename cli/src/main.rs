@@ -16,6 +16,7 @@ mod describe;
 mod diff;
 mod draw;
 mod files;
+mod import;
 mod preview;
 mod table;
 
@@ -43,6 +44,8 @@ Usage:
   carrot backtest --config <config.yaml> --events <history.jsonl|.csv>
                   [--roster <roster.csv|.jsonl>] [--as-of <RFC 3339>] [--json]
                                   replay historical events through it, locally
+  carrot import <reps.csv|reps.jsonl>
+                                  enrol participants in bulk, printing each row's outcome
   carrot draw verify <program> <drawing> <period>
   carrot draw verify --file <record.json>
                                   recompute a prize drawing and check its record
@@ -67,7 +70,7 @@ as `path: reason` (exit 1), or a summary of the program (exit 0). Needs no conne
 const DIFF: &str = "\
 carrot diff <config.yaml>
 
-Fetches the deployed configuration (GET /v1/program) and prints what pushing this file would
+Fetches the deployed configuration (GET /v1/programs/{program}) and prints what pushing this file would
 change: rules, campaigns and budgets added, removed or changed (with their versions), other
 top-level fields, and the effective time. Exits 1 when the server would refuse the push (a
 changed rule or campaign whose version was not raised, an effective time less than a minute ahead).
@@ -77,7 +80,7 @@ Needs CARROT_URL, CARROT_KEY_ID and CARROT_SECRET.
 const PUSH: &str = "\
 carrot push <config.yaml>
 
-Validates the file locally, then stores it with PUT /v1/program and prints the stored version
+Validates the file locally, then stores it with PUT /v1/programs/{program} and prints the stored version
 and when it takes effect, or the server's errors (exit 1).
 Needs CARROT_URL, CARROT_KEY_ID and CARROT_SECRET.
 ";
@@ -94,6 +97,18 @@ Participants without a roster entry are enrolled at their first event with role 
 File layouts are in docs/cli.md. --json prints the report as JSON.
 ";
 
+const IMPORT: &str = "\
+carrot import <reps.csv|reps.jsonl>
+
+Enrols (or updates) the participants the file lists with POST /v1/programs/{program}/imports,
+in chunks of at most 1,000 rows and 1 MiB, and prints what became of each row (created,
+updated, unchanged, or its errors) by the line of the file it starts on. A CSV file has a
+header row naming its columns; a JSON Lines file holds one participant object a line. The
+columns are in docs/api.md (Import). Importing the same file again changes nothing. Exits 1
+when a row has errors (the other rows are imported) or the server refused the file.
+Needs CARROT_URL, CARROT_PROGRAM, CARROT_KEY_ID and CARROT_SECRET.
+";
+
 const DRAW: &str = "\
 carrot draw verify <program> <drawing> <period>
 carrot draw verify --file <record.json>
@@ -102,7 +117,7 @@ Recomputes a prize drawing from its stored record and entrant list: the list is 
 unique, its counts and SHA-256 match the record, the revealed seed matches the commitment,
 and the winners re-drawn from the seed and the list are the recorded ones. Prints one line
 per check (ok or FAILED), the winners, and exits 0 when every check passed, 1 otherwise.
-Without --file it reads GET /v1/drawings/{drawing}/{period} page by page and refuses a record
+Without --file it reads GET /v1/programs/{program}/drawings/{drawing}/{period} page by page and refuses a record
 of another program; it needs CARROT_URL, CARROT_KEY_ID and CARROT_SECRET. --file reads an
 export, {\"record\": …, \"entrants\": […]}, with no connection. See docs/drawings.md.
 ";
@@ -114,7 +129,7 @@ carrot preview <kind> --program <config.yaml> --participant <participant.json>
 
 Renders the message template <kind> (digest, journey.welcome, non_use.notice, ...) as the
 sender would for the participant whose profile the JSON file holds (the body of PUT
-/v1/participants/{participant}), with the program's notifications section. --data is the
+/v1/programs/{program}/participants/{participant}), with the program's notifications section. --data is the
 request's data (default: a realistic sample of the kind); --locale overrides the
 participant's; --recipient manager previews mail to their manager. --out x.html writes a page
 with the subject, the email, its plain text and the SMS; --out x.eml writes the whole MIME
@@ -126,6 +141,7 @@ enum Command {
     Validate(PathBuf),
     Diff(PathBuf),
     Push(PathBuf),
+    Import(PathBuf),
     Backtest(BacktestArgs),
     DrawVerify(DrawSource),
     Preview(preview::PreviewArgs),
@@ -175,6 +191,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         "validate" => Ok(Command::Help(VALIDATE)),
         "diff" => Ok(Command::Help(DIFF)),
         "push" => Ok(Command::Help(PUSH)),
+        "import" => Ok(Command::Help(IMPORT)),
         "backtest" => Ok(Command::Help(BACKTEST)),
         "draw" => Ok(Command::Help(DRAW)),
         "preview" => Ok(Command::Help(PREVIEW)),
@@ -198,6 +215,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         "validate" => config().map(Command::Validate),
         "diff" => config().map(Command::Diff),
         "push" => config().map(Command::Push),
+        "import" => match rest {
+            [path] if !path.starts_with('-') => Ok(Command::Import(PathBuf::from(path))),
+            _ => Err(format!("import takes one argument, the file, got {rest:?}")),
+        },
         "backtest" => parse_backtest(rest).map(Command::Backtest),
         "draw" => parse_draw(rest).map(Command::DrawVerify),
         "preview" => preview::parse(rest).map(Command::Preview),
@@ -288,6 +309,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }),
         Command::Diff(path) => runtime()?.block_on(diff::diff(&path)),
         Command::Push(path) => runtime()?.block_on(push(&path)),
+        Command::Import(path) => runtime()?.block_on(import::import(&path)),
         Command::Backtest(args) => runtime()?.block_on(run_backtest(args)),
         Command::DrawVerify(DrawSource::File(path)) => draw::verify_file(&path),
         Command::DrawVerify(DrawSource::Api {
@@ -335,7 +357,7 @@ async fn push(path: &Path) -> anyhow::Result<ExitCode> {
     };
     let api = api::Api::from_env()?;
     let answer = api
-        .send("PUT", "/v1/program", text.into_bytes(), "application/yaml")
+        .send("PUT", "", text.into_bytes(), "application/yaml")
         .await?;
     if answer.status != 200 {
         answer.print_problem("the server refused the configuration");

@@ -48,6 +48,7 @@ fn carrot(args: &[&str], env: &[(&str, &str)]) -> Run {
         .args(args)
         .env_remove("CARROT_URL")
         .env_remove("CARROT_KEY_ID")
+        .env_remove("CARROT_PROGRAM")
         .env_remove("CARROT_SECRET")
         .envs(env.iter().copied())
         .output()
@@ -297,7 +298,7 @@ fn backtest_reads_csv_events_and_a_json_lines_roster() {
     );
 }
 
-/// The profile of events/admin/put_participant.json, as `PUT /v1/participants/rep-anna`
+/// The profile of events/admin/put_participant.json, as `PUT /v1/programs/acme/participants/rep-anna`
 /// takes it: Swedish, with a manager.
 fn anna() -> Scratch {
     let request: Value =
@@ -508,6 +509,7 @@ async fn diff_and_push_against_the_local_stack() -> anyhow::Result<()> {
     let env = vec![
         ("CARROT_URL".to_owned(), deployment.api.base_url()),
         ("CARROT_KEY_ID".to_owned(), admin.key_id().to_owned()),
+        ("CARROT_PROGRAM".to_owned(), admin.program().to_owned()),
         ("CARROT_SECRET".to_owned(), admin.secret().to_owned()),
     ];
     let run = |command: &str, text: &str, name: &str| {
@@ -605,5 +607,83 @@ async fn diff_and_push_against_the_local_stack() -> anyhow::Result<()> {
     for output in [&denied.stdout, &denied.stderr, &pushed.stdout, &diff.stdout] {
         assert!(!output.contains("not-the-secret") && !output.contains(admin.secret()));
     }
+    deployment.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_enrols_a_csv_file_in_chunks_and_reports_each_row() -> anyhow::Result<()> {
+    let stack = LocalStack::start_or_reuse().await?;
+    let deployment = Deployment::start(
+        stack,
+        "cli-import",
+        SqsEventSourceOptions::default(),
+        Duration::from_millis(500),
+    )
+    .await?;
+    let admin = deployment
+        .create_key("acme-admin", "acme", &["admin"])
+        .await?;
+    let env = vec![
+        ("CARROT_URL".to_owned(), deployment.api.base_url()),
+        ("CARROT_KEY_ID".to_owned(), admin.key_id().to_owned()),
+        ("CARROT_PROGRAM".to_owned(), admin.program().to_owned()),
+        ("CARROT_SECRET".to_owned(), admin.secret().to_owned()),
+    ];
+    // 1,001 good rows (two requests) with quoted names across lines, and one bad row.
+    let mut csv = "participant,name,email,locale,time_zone,role,distributor,location,enrolled_at\n"
+        .to_owned();
+    for i in 0..1_001 {
+        csv.push_str(&format!(
+            "rep-{i},\"Rep, number\n{i}\",rep{i}@dealer.example,sv-SE,Europe/Stockholm,sales_rep,nordic,sthlm,2026-03-01\n"
+        ));
+    }
+    csv.push_str("rep-bad,Bad,not-an-address,sv-SE,Europe/Stockholm,sales_rep,nordic,sthlm,\n");
+    let file = scratch("reps.csv", &csv);
+    let args = vec!["import".to_owned(), file.path().to_owned()];
+
+    let first = carrot_async(args.clone(), env.clone()).await;
+    assert_eq!(
+        first.code, 1,
+        "a row has errors: {}{}",
+        first.stdout, first.stderr
+    );
+    assert!(
+        first.stdout.contains("line 2: rep-0: created\n"),
+        "{}",
+        first.stdout
+    );
+    // The second request's rows are numbered by the file's lines: 2 per record.
+    assert!(first.stdout.contains("line 2002: rep-1000: created\n"));
+    assert!(
+        first
+            .stdout
+            .contains("line 2004: rep-bad: error\n  email: ")
+    );
+    assert!(
+        first
+            .stdout
+            .ends_with("1001 created, 0 updated, 0 unchanged, 1 with errors\n"),
+        "{}",
+        first.stdout
+    );
+
+    let again = carrot_async(args, env.clone()).await;
+    assert!(
+        again
+            .stdout
+            .ends_with("0 created, 0 updated, 1001 unchanged, 1 with errors\n"),
+        "{}",
+        again.stdout
+    );
+    let enrolled = carrot::ports::StatsReader::participant(&deployment.store, "acme", "rep-1000")
+        .await?
+        .expect("enrolled");
+    assert_eq!(enrolled.profile.name, "Rep, number\n1000");
+    assert_eq!(enrolled.enrolled_at, "2026-02-28T23:00:00Z");
+
+    let json = scratch("reps.json", "{}");
+    let refused = carrot_async(vec!["import".to_owned(), json.path().to_owned()], env).await;
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("expected a .csv or .jsonl file"));
     deployment.stop().await
 }

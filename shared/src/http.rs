@@ -150,6 +150,95 @@ pub fn signed_headers(
     ]
 }
 
+/// What a key may do. A key holds a set of these; none includes another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Post activity: events, quiz attempts, lead tips.
+    EventsWrite,
+    /// Read what a portal shows reps: statements, ledgers, leaderboards, the catalog.
+    ParticipantsRead,
+    /// Spend a participant's points: orders, cancellations, transfers, spins.
+    RedemptionsWrite,
+    /// Run the program: configuration, enrolment, closes, catalog and quiz definitions.
+    Admin,
+}
+
+impl Permission {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Permission::EventsWrite => "events:write",
+            Permission::ParticipantsRead => "participants:read",
+            Permission::RedemptionsWrite => "redemptions:write",
+            Permission::Admin => "admin",
+        }
+    }
+}
+
+/// A route a function serves (`"GET /v1/programs/{program}/…"`, as API Gateway names it) and
+/// the permission a key needs for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub key: &'static str,
+    pub permission: Permission,
+}
+
+/// The claims a portal's identity provider puts in a rep's JWT: the program and the
+/// participant the token speaks for. API Gateway's JWT authorizer has verified the token.
+pub const JWT_PROGRAM_CLAIM: &str = "carrot_program";
+pub const JWT_PARTICIPANT_CLAIM: &str = "carrot_participant";
+
+/// A rep signed in to a portal that calls Carrot directly (`/v1/me/…` routes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rep {
+    pub program: String,
+    pub participant: String,
+    /// The token's subject, for audit fields.
+    pub subject: String,
+}
+
+/// The rep a verified JWT speaks for, from the claims API Gateway's authorizer passed on.
+pub fn jwt_rep(request: &ApiGatewayV2httpRequest) -> Result<Rep, Problem> {
+    let claims = request
+        .request_context
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.jwt.as_ref())
+        .map(|jwt| &jwt.claims)
+        .ok_or_else(|| Problem::unauthorized("a bearer token is required"))?;
+    let claim = |name: &str| {
+        claims
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| {
+                Problem::unauthorized(format!("the token has no {name:?} claim"))
+            })
+    };
+    Ok(Rep {
+        program: claim(JWT_PROGRAM_CLAIM)?,
+        participant: claim(JWT_PARTICIPANT_CLAIM)?,
+        subject: claim("sub")?,
+    })
+}
+
+/// The body as a JSON object, or a 400 naming what is wrong with it.
+pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Problem> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(Problem::invalid(
+            "the body must be a JSON object",
+            vec![FieldError::new(
+                "$",
+                format!("must be an object, got {}", crate::domain::money::json_kind(&other)),
+            )],
+        )),
+        Err(e) => Err(Problem::invalid(
+            "the body is not valid JSON",
+            vec![FieldError::new("$", e.to_string())],
+        )),
+    }
+}
+
 /// Who signed a request: the key, its program, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -157,15 +246,17 @@ pub struct Caller {
     pub program: String,
 }
 
-/// Verifies the request signature against the key's active secrets and that the key holds
-/// `scope`. Nothing is written before this passes.
+/// Verifies the request signature against the key's active secrets, that the key holds
+/// `permission`, and that the program the path names is the key's. Nothing is written before
+/// this passes.
 pub async fn authenticate<K: KeyStore>(
     keys: &K,
     request: &ApiGatewayV2httpRequest,
     body: &[u8],
     now: Timestamp,
-    scope: &str,
+    permission: Permission,
 ) -> Result<Caller, Problem> {
+    let scope = permission.as_str();
     let missing = |name: &str| Problem::unauthorized(format!("the {name} header is required"));
     let key_id = header(request, KEY_HEADER).ok_or_else(|| missing("X-Carrot-Key"))?;
     let timestamp =
@@ -201,6 +292,16 @@ pub async fn authenticate<K: KeyStore>(
             "forbidden",
             "The key may not do this",
             format!("key {key_id:?} lacks the {scope:?} permission"),
+        ));
+    }
+    if let Some(program) = request.path_parameters.get("program")
+        && *program != key.program
+    {
+        return Err(Problem::new(
+            403,
+            "forbidden",
+            "The key may not do this",
+            format!("key {key_id:?} belongs to another program than {program:?}"),
         ));
     }
     Ok(Caller {

@@ -4,7 +4,7 @@
 use crate::domain::counters::MonthStats;
 use crate::domain::engine::{Counters, Reads, Subject};
 use crate::domain::ledger::{EventRecord, Plan};
-use crate::domain::participant::Profile;
+use crate::domain::participant::{Decision, Enrolling, Profile};
 use crate::domain::program::{Program, ProgramVersions};
 use jiff::Timestamp;
 use std::future::Future;
@@ -185,15 +185,15 @@ pub struct ParkedEvent {
 }
 
 pub trait EnrolmentStore: Send + Sync {
-    /// Creates or updates the participant; their balance and enrolment date survive updates.
-    /// Returns true when the participant is new.
+    /// Creates or updates the participant as `Enrolling::decide` says (writing nothing when
+    /// nothing changes); their balance and enrolment date survive updates.
     fn enrol(
         &self,
         program: &str,
         participant: &str,
-        profile: &Profile,
+        enrolling: &Enrolling,
         now: Timestamp,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    ) -> impl Future<Output = Result<Decision, PortError>> + Send;
 
     fn parked(
         &self,

@@ -3,7 +3,7 @@
 
 use crate::runner::{
     BoxFut, HttpApiServer, HttpHandler, SqsEventSource, SqsEventSourceOptions, SqsHandler,
-    http_request, queue_counts,
+    http_request, local_jwt, queue_counts,
 };
 use crate::stack::{LocalStack, Resources};
 use admin::Admin;
@@ -24,6 +24,7 @@ use close::{Close, os_seed};
 use engage::Engage;
 use ingest::Ingest;
 use notify::Notify;
+use portal::Portal;
 use rand::Rng;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -122,6 +123,14 @@ impl Deployment {
                 resources.unsubscribe_secret_arn(),
             ),
         });
+        let portal = Arc::new(Portal {
+            keys: keys(),
+            store: store.clone(),
+            queue: queue(),
+            outbound: outbound(),
+            programs: CachedPrograms::new(store.clone(), program_ttl),
+            clock: SystemClock,
+        });
         let close = Arc::new(Close {
             job: CloseJob {
                 store: store.clone(),
@@ -193,6 +202,13 @@ impl Deployment {
                 Box::pin(async move { admin.handle(request).await })
             }),
         );
+        http.insert(
+            "PortalFunction".into(),
+            Arc::new(move |request| -> BoxFut<_> {
+                let portal = portal.clone();
+                Box::pin(async move { portal.handle(request).await })
+            }),
+        );
         let api = HttpApiServer::start(resources.template().routes(), http).await?;
         let mut notify = notify;
         // Unsubscribe links point at the local API.
@@ -248,15 +264,44 @@ impl Deployment {
             .send()
             .await
             .context("creating a key secret")?;
-        Ok(self.client(key_id, &secret))
+        Ok(self.client(program, key_id, &secret))
     }
 
-    pub fn client(&self, key_id: &str, secret: &str) -> ApiClient {
+    /// A client of `program`'s routes signing with the key `key_id`.
+    pub fn client(&self, program: &str, key_id: &str, secret: &str) -> ApiClient {
         ApiClient {
             base_url: self.api.base_url(),
+            program: program.to_owned(),
             key_id: key_id.to_owned(),
             secret: secret.to_owned(),
         }
+    }
+
+    /// `method path` (absolute, e.g. `/v1/me/orders`) as a portal calling with a rep's JWT:
+    /// a token for `participant` of `program`, valid for ten minutes, that the local API's
+    /// stand-in for the JWT authorizer verifies.
+    pub async fn as_rep(
+        &self,
+        program: &str,
+        participant: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Response> {
+        let token = local_jwt(&serde_json::json!({
+            "sub": format!("portal-user-{participant}"),
+            "carrot_program": program,
+            "carrot_participant": participant,
+            "exp": jiff::Timestamp::now().as_second() + 600,
+        }));
+        let authorization = format!("Bearer {token}");
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let url = format!("{}{path}", self.api.base_url());
+        let headers = [
+            ("content-type", "application/json"),
+            ("authorization", authorization.as_str()),
+        ];
+        Response::from(http_request(method, &url, &headers, body).await?)
     }
 
     /// Messages waiting or in flight on a queue.
@@ -418,9 +463,31 @@ pub struct Response {
     pub body: Value,
 }
 
-/// A machine client holding one key: signs every request with `X-Carrot-*` headers.
+impl Response {
+    /// A JSON answer (`null` when the body is empty).
+    fn from(response: crate::runner::HttpResponse) -> anyhow::Result<Self> {
+        let content_type = response
+            .header("content-type")
+            .unwrap_or_default()
+            .to_owned();
+        let body = if response.body.is_empty() {
+            Value::Null
+        } else {
+            response.json()?
+        };
+        Ok(Response {
+            status: response.status,
+            content_type,
+            body,
+        })
+    }
+}
+
+/// A machine client holding one key of one program: signs every request with `X-Carrot-*`
+/// headers. Paths are relative to the program's root, `/v1/programs/{program}`.
 pub struct ApiClient {
     base_url: String,
+    program: String,
     key_id: String,
     secret: String,
 }
@@ -429,7 +496,7 @@ impl ApiClient {
     pub async fn post_events(&self, body: &Value) -> anyhow::Result<Response> {
         self.send(
             "POST",
-            "/v1/events",
+            "/events",
             body.to_string().into_bytes(),
             "application/json",
         )
@@ -439,7 +506,7 @@ impl ApiClient {
     pub async fn put_program(&self, yaml: &str) -> anyhow::Result<Response> {
         self.send(
             "PUT",
-            "/v1/program",
+            "",
             yaml.as_bytes().to_vec(),
             "application/yaml",
         )
@@ -447,12 +514,12 @@ impl ApiClient {
     }
 
     pub async fn get_program(&self) -> anyhow::Result<Response> {
-        self.send("GET", "/v1/program", Vec::new(), "application/json")
+        self.send("GET", "", Vec::new(), "application/json")
             .await
     }
 
     pub async fn enrol(&self, participant: &str, profile: &Value) -> anyhow::Result<Response> {
-        let path = format!("/v1/participants/{participant}");
+        let path = format!("/participants/{participant}");
         self.send(
             "PUT",
             &path,
@@ -462,9 +529,9 @@ impl ApiClient {
         .await
     }
 
-    /// `POST /v1/participants/{participant}/adjustments` with `{id, points, reason}`.
+    /// `POST …/participants/{participant}/adjustments` with `{id, points, reason}`.
     pub async fn adjust(&self, participant: &str, adjustment: &Value) -> anyhow::Result<Response> {
-        let path = format!("/v1/participants/{participant}/adjustments");
+        let path = format!("/participants/{participant}/adjustments");
         self.send(
             "POST",
             &path,
@@ -474,11 +541,11 @@ impl ApiClient {
         .await
     }
 
-    /// `POST /v1/calculator`: what `event` (an envelope without id) would earn.
+    /// `POST …/calculator`: what `event` (an envelope without id) would earn.
     pub async fn calculate(&self, event: &Value) -> anyhow::Result<Response> {
         self.send(
             "POST",
-            "/v1/calculator",
+            "/calculator",
             event.to_string().into_bytes(),
             "application/json",
         )
@@ -496,7 +563,7 @@ impl ApiClient {
         let now = jiff::Timestamp::now().as_second();
         let headers = signed_headers(&self.key_id, &self.secret, now, &[], "application/json");
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let url = format!("{}{path}", self.base_url);
+        let url = self.url(path);
         let response = http_request("GET", &url, &headers, Vec::new()).await?;
         let content_type = response
             .header("content-type")
@@ -505,9 +572,9 @@ impl ApiClient {
         Ok((response.status, content_type, response.text()))
     }
 
-    /// `POST /v1/participants/{participant}/reinstate`.
+    /// `POST …/participants/{participant}/reinstate`.
     pub async fn reinstate(&self, participant: &str) -> anyhow::Result<Response> {
-        let path = format!("/v1/participants/{participant}/reinstate");
+        let path = format!("/participants/{participant}/reinstate");
         self.send("POST", &path, Vec::new(), "application/json")
             .await
     }
@@ -534,22 +601,32 @@ impl ApiClient {
         headers: &[(&str, String)],
     ) -> anyhow::Result<Response> {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        Response::from(http_request(method, &self.url(path), &headers, body).await?)
+    }
+
+    /// Signs `body` now and sends it to an absolute `path` (another program's, in isolation
+    /// tests).
+    pub async fn send_absolute(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> anyhow::Result<Response> {
+        let now = jiff::Timestamp::now().as_second();
+        let headers = signed_headers(&self.key_id, &self.secret, now, &body, content_type);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let url = format!("{}{path}", self.base_url);
-        let response = http_request(method, &url, &headers, body).await?;
-        let content_type = response
-            .header("content-type")
-            .unwrap_or_default()
-            .to_owned();
-        let body = if response.body.is_empty() {
-            Value::Null
-        } else {
-            response.json()?
-        };
-        Ok(Response {
-            status: response.status,
-            content_type,
-            body,
-        })
+        Response::from(http_request(method, &url, &headers, body).await?)
+    }
+
+    /// The URL of `path` under the program's root.
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/programs/{}{path}", self.base_url, self.program)
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
     }
 
     pub fn key_id(&self) -> &str {

@@ -302,9 +302,24 @@ async fn handle_http_inner(
         return json_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
 
+    // Stands in for API Gateway's JWT authorizer: a route that names one needs a valid token.
+    let claims = match &route.authorizer {
+        None => None,
+        Some(_) => match parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(verify_local_jwt)
+        {
+            Some(claims) => Some(claims),
+            None => return json_response(StatusCode::UNAUTHORIZED, "Unauthorized"),
+        },
+    };
     let event = match build_apigw_request(
         route,
         path_params,
+        claims,
         &parts,
         &raw_path,
         &raw_query,
@@ -391,9 +406,61 @@ async fn read_body(mut body: Incoming, mut too_large: bool) -> BodyRead {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// The key the local runner signs and verifies rep JWTs with (HS256). API Gateway verifies
+/// the identity provider's RS256 tokens against its published keys; locally, tests mint
+/// tokens with [`local_jwt`] and the runner checks them the same way: signature, then expiry.
+const LOCAL_JWT_KEY: &[u8] = b"carrot local runner: rep tokens, loopback only";
+
+/// A rep JWT the local runner accepts: `claims` (an object; `exp` in Unix seconds) signed
+/// with the runner's key.
+pub fn local_jwt(claims: &Value) -> String {
+    use hmac::Mac;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = url.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = url.encode(claims.to_string());
+    let signing_input = format!("{header}.{payload}");
+    let signature = url.encode(jwt_mac(&signing_input).finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+fn jwt_mac(signing_input: &str) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(LOCAL_JWT_KEY).expect("any key length");
+    mac.update(signing_input.as_bytes());
+    mac
+}
+
+/// The claims of a token signed with the runner's key and not expired, as strings (API
+/// Gateway passes every claim as a string).
+fn verify_local_jwt(token: &str) -> Option<BTreeMap<String, String>> {
+    use hmac::Mac;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (signing_input, signature) = token.rsplit_once('.')?;
+    let (_, payload) = signing_input.split_once('.')?;
+    jwt_mac(signing_input)
+        .verify_slice(&url.decode(signature).ok()?)
+        .ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&url.decode(payload).ok()?).ok()?;
+    let exp = claims.get("exp").and_then(Value::as_i64)?;
+    if exp <= jiff::Timestamp::now().as_second() {
+        return None;
+    }
+    Some(
+        claims
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(s) => (name, s),
+                other => (name, other.to_string()),
+            })
+            .collect(),
+    )
+}
+
 fn build_apigw_request(
     route: &HttpRoute,
     path_params: BTreeMap<String, String>,
+    claims: Option<BTreeMap<String, String>>,
     parts: &hyper::http::request::Parts,
     raw_path: &str,
     raw_query: &str,
@@ -501,6 +568,9 @@ fn build_apigw_request(
             "timeEpoch": now.as_millisecond(),
         }),
     );
+    if let Some(claims) = claims {
+        ev["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
     if !body.is_empty() {
         match std::str::from_utf8(body) {
             Ok(s) => {
@@ -1122,6 +1192,7 @@ mod tests {
                 "body": req.body,
                 "isBase64Encoded": req.is_base64_encoded,
                 "timeEpoch": req.request_context.time_epoch,
+                "claims": req.request_context.authorizer.and_then(|a| a.jwt).map(|jwt| jwt.claims),
             });
             let mut resp = ApiGatewayV2httpResponse::default();
             resp.status_code = if name == "IngestFunction" { 202 } else { 200 };
@@ -1139,6 +1210,7 @@ mod tests {
         let mut handlers = HashMap::new();
         handlers.insert("IngestFunction".to_string(), echo_handler("IngestFunction"));
         handlers.insert("AdminFunction".to_string(), echo_handler("AdminFunction"));
+        handlers.insert("PortalFunction".to_string(), echo_handler("PortalFunction"));
         let server = HttpApiServer::start_from_template(&template, handlers)
             .await
             .unwrap();
@@ -1147,7 +1219,7 @@ mod tests {
         let r = server
             .send(
                 "POST",
-                "/v1/events?a=1&b=x%20y&a=2",
+                "/v1/programs/acme/events?a=1&b=x%20y&a=2",
                 &[
                     ("content-type", "application/json"),
                     ("X-Custom", "One"),
@@ -1165,8 +1237,8 @@ mod tests {
         let j = r.json().unwrap();
         assert_eq!(j["function"], "IngestFunction");
         assert_eq!(j["version"], "2.0");
-        assert_eq!(j["routeKey"], "POST /v1/events");
-        assert_eq!(j["rawPath"], "/v1/events");
+        assert_eq!(j["routeKey"], "POST /v1/programs/{program}/events");
+        assert_eq!(j["rawPath"], "/v1/programs/acme/events");
         assert_eq!(j["rawQueryString"], "a=1&b=x%20y&a=2");
         assert_eq!(j["method"], "POST");
         assert_eq!(j["sourceIp"], "127.0.0.1");
@@ -1181,21 +1253,28 @@ mod tests {
 
         // Path parameters.
         let r = server
-            .send("PUT", "/v1/participants/alice%40example", &[], "{}")
+            .send("PUT", "/v1/programs/acme/participants/alice%40example", &[], "{}")
             .await
             .unwrap();
         assert_eq!(r.status, 200);
         let j = r.json().unwrap();
         assert_eq!(j["function"], "AdminFunction");
-        assert_eq!(j["routeKey"], "PUT /v1/participants/{participant}");
+        assert_eq!(
+            j["routeKey"],
+            "PUT /v1/programs/{program}/participants/{participant}"
+        );
+        assert_eq!(j["pathParameters"]["program"], "acme");
         assert_eq!(j["pathParameters"]["participant"], "alice@example");
 
-        let r = server.send("PUT", "/v1/program", &[], "{}").await.unwrap();
+        let r = server
+            .send("PUT", "/v1/programs/acme", &[], "{}")
+            .await
+            .unwrap();
         assert_eq!(r.json().unwrap()["function"], "AdminFunction");
 
         // Binary bodies arrive base64-encoded.
         let r = server
-            .send("POST", "/v1/events", &[], vec![0xffu8, 0x00, 0x80])
+            .send("POST", "/v1/programs/acme/events", &[], vec![0xffu8, 0x00, 0x80])
             .await
             .unwrap();
         let j = r.json().unwrap();
@@ -1204,9 +1283,9 @@ mod tests {
 
         // Unknown route, wrong method: API Gateway's 404.
         for (m, p) in [
-            ("GET", "/v1/events"),
+            ("GET", "/v1/programs/acme/events"),
             ("POST", "/nope"),
-            ("PUT", "/v1/participants"),
+            ("PUT", "/v1/programs/acme/participants"),
         ] {
             let r = server.send(m, p, &[], "").await.unwrap();
             assert_eq!(r.status, 404, "{m} {p}");
@@ -1215,8 +1294,40 @@ mod tests {
 
         // Over 10 MB: 413.
         let big = vec![b'a'; MAX_REQUEST_BODY + 1];
-        let r = server.send("POST", "/v1/events", &[], big).await.unwrap();
+        let r = server
+            .send("POST", "/v1/programs/acme/events", &[], big)
+            .await
+            .unwrap();
         assert_eq!(r.status, 413);
+
+        // Routes behind the JWT authorizer: a valid, unexpired token of the runner's key, or
+        // API Gateway's 401; its claims reach the function as strings.
+        let claims = |exp: i64| {
+            json!({"sub": "u-1", "carrot_program": "acme", "carrot_participant": "rep-1", "exp": exp})
+        };
+        let valid = local_jwt(&claims(jiff::Timestamp::now().as_second() + 60));
+        let expired = local_jwt(&claims(jiff::Timestamp::now().as_second() - 1));
+        let mut forged = valid.clone();
+        forged.replace_range(forged.len() - 4.., "AAAA");
+        for token in [None, Some(expired.as_str()), Some(forged.as_str())] {
+            let authorization = token.map(|t| format!("Bearer {t}"));
+            let headers: Vec<(&str, &str)> = authorization
+                .iter()
+                .map(|a| ("authorization", a.as_str()))
+                .collect();
+            let r = server.send("GET", "/v1/me", &headers, "").await.unwrap();
+            assert_eq!(r.status, 401, "{token:?}");
+            assert_eq!(r.json().unwrap(), json!({"message": "Unauthorized"}));
+        }
+        let bearer = format!("Bearer {valid}");
+        let r = server
+            .send("GET", "/v1/me", &[("authorization", bearer.as_str())], "")
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json().unwrap()["function"], "PortalFunction");
+        assert_eq!(r.json().unwrap()["claims"]["carrot_participant"], "rep-1");
+        assert!(r.json().unwrap()["claims"]["exp"].is_string());
 
         server.shutdown();
     }
@@ -1233,18 +1344,21 @@ mod tests {
                 path: "/panic".into(),
                 function: "Panics".into(),
                 event_name: "E".into(),
+                authorizer: None,
             },
             HttpRoute {
                 method: "GET".into(),
                 path: "/nohandler".into(),
                 function: "Missing".into(),
                 event_name: "E".into(),
+                authorizer: None,
             },
             HttpRoute {
                 method: "GET".into(),
                 path: "/binary".into(),
                 function: "Binary".into(),
                 event_name: "E".into(),
+                authorizer: None,
             },
         ];
         let mut handlers: HashMap<String, HttpHandler> = HashMap::new();

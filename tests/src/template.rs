@@ -208,6 +208,8 @@ pub struct HttpRoute {
     pub function: String,
     /// Name of the event inside the function's `Events`.
     pub event_name: String,
+    /// The HTTP API authorizer the route names (`Auth: Authorizer:`), if any.
+    pub authorizer: Option<String>,
 }
 
 /// One segment of a route's path pattern.
@@ -790,11 +792,15 @@ impl Template {
                     if path != "$default" && !path.starts_with('/') {
                         bail!("event {event_name}: HttpApi Path {path:?} must start with '/'");
                     }
+                    let authorizer = ep
+                        .get("Auth")
+                        .and_then(|auth| self.str_prop(auth, "Authorizer"));
                     self.http_routes.push(HttpRoute {
                         method,
                         path,
                         function: id.to_string(),
                         event_name,
+                        authorizer,
                     });
                 }
                 "SQS" => {
@@ -1321,6 +1327,7 @@ Resources:
             path: p.into(),
             function: format!("{m} {p}"),
             event_name: "e".into(),
+            authorizer: None,
         };
         let routes = vec![
             mk("ANY", "$default"),

@@ -29,6 +29,10 @@ mod close;
 mod engage;
 #[path = "notify_store/mod.rs"]
 mod notify_store;
+#[path = "portal/mod.rs"]
+mod portal;
+#[path = "routes.rs"]
+mod routes;
 
 const PROGRAM_YAML: &str = include_str!("../../events/admin/program-points-table.yaml");
 const PROGRAM: &str = "acme";
@@ -281,7 +285,7 @@ async fn post_signed(
 ) -> anyhow::Result<carrot_local::deployment::Response> {
     let headers = signed_headers(key_id, secret, timestamp, body, "application/json");
     client
-        .send_raw("POST", "/v1/events", body.to_vec(), &headers)
+        .send_raw("POST", "/events", body.to_vec(), &headers)
         .await
 }
 
@@ -342,7 +346,7 @@ async fn bad_requests_are_refused_clearly_and_write_nothing() -> anyhow::Result<
     assert_eq!(r.status, 401);
     // No signature headers at all.
     let r = crm
-        .send_raw("POST", "/v1/events", body.clone(), &[])
+        .send_raw("POST", "/events", body.clone(), &[])
         .await?;
     assert_eq!(r.status, 401);
     // Program B's key cannot configure program A; an events key cannot administer.
@@ -354,7 +358,7 @@ async fn bad_requests_are_refused_clearly_and_write_nothing() -> anyhow::Result<
     let r = crm
         .send(
             "POST",
-            "/v1/events",
+            "/events",
             b"{\"id\": \"e-1\",".to_vec(),
             "application/json",
         )
@@ -643,7 +647,7 @@ async fn sample_events_drive_the_handlers() -> anyhow::Result<()> {
         let request: ApiGatewayV2httpRequest = serde_json::from_str(file)?;
         let body = request.body.unwrap().into_bytes();
         let r = crm
-            .send("POST", "/v1/events", body, "application/json")
+            .send("POST", "/events", body, "application/json")
             .await?;
         assert_eq!(r.status, 202, "{r:?}");
         assert_eq!(

@@ -61,7 +61,7 @@ where
     C: Clock,
     O: Outbound,
 {
-    /// `GET /v1/leaderboards/{board}?period=2026-11`: the frozen standings of a closed period,
+    /// `GET /v1/programs/{program}/leaderboards/{board}?period=2026-11`: the frozen standings of a closed period,
     /// or the live ones of an open period (default: the current one).
     pub(crate) async fn leaderboard(
         &self,
@@ -147,7 +147,7 @@ where
         ))
     }
 
-    /// `GET /v1/closes/{period}`: whether the period is closed, and how far its close got.
+    /// `GET /v1/programs/{program}/closes/{period}`: whether the period is closed, and how far its close got.
     pub(crate) async fn close_state(
         &self,
         caller: &Caller,
@@ -193,7 +193,7 @@ where
         })
     }
 
-    /// `GET /v1/reports/{period}`.
+    /// `GET /v1/programs/{program}/reports/{period}`.
     pub(crate) async fn report(
         &self,
         caller: &Caller,
@@ -202,7 +202,7 @@ where
         Ok(json_response(200, &self.report_of(caller, label).await?))
     }
 
-    /// `GET /v1/reports/{period}/html`.
+    /// `GET /v1/programs/{program}/reports/{period}/html`.
     pub(crate) async fn report_page(
         &self,
         caller: &Caller,
@@ -214,7 +214,7 @@ where
         ))
     }
 
-    /// `GET /v1/drawings/{drawing}/{period}?page=N`: the record, and a page of its entrants.
+    /// `GET /v1/programs/{program}/drawings/{drawing}/{period}?page=N`: the record, and a page of its entrants.
     pub(crate) async fn drawing(
         &self,
         caller: &Caller,
@@ -248,7 +248,7 @@ where
         ))
     }
 
-    /// `GET /v1/lists/{period}/{list}?after={cursor}`: one of the stick's lists of a closed month.
+    /// `GET /v1/programs/{program}/lists/{period}/{list}?after={cursor}`: one of the stick's lists of a closed month.
     pub(crate) async fn list(
         &self,
         caller: &Caller,
@@ -284,7 +284,7 @@ where
         ))
     }
 
-    /// `POST /v1/participants/{participant}/reinstate`: active again, strikes cleared, and an
+    /// `POST /v1/programs/{program}/participants/{participant}/reinstate`: active again, strikes cleared, and an
     /// outbound `participant.reinstated` event so the portal restores access.
     pub(crate) async fn reinstate(
         &self,

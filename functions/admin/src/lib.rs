@@ -1,17 +1,18 @@
-//! Program administration and the points calculator:
-//! - `PUT /v1/program` stores a new version of the caller's program configuration, in force
-//!   from its effective time; `GET /v1/program` reads the latest back with the schedule;
-//! - `PUT /v1/participants/{participant}` enrols (or updates) a participant and releases the
-//!   events parked for them;
-//! - `POST /v1/participants/{participant}/adjustments` queues an administrator's credit or
+//! Program administration and the points calculator, all under `/v1/programs/{program}`:
+//! - `PUT` on the program's root stores a new version of its configuration, in force from its
+//!   effective time; `GET` reads the latest back with the schedule;
+//! - `PUT …/participants/{participant}` enrols (or updates) a participant and releases the
+//!   events parked for them; `POST …/imports` enrols many from CSV or JSON Lines (`import.rs`);
+//! - `POST …/participants/{participant}/adjustments` queues an administrator's credit or
 //!   debit, awarded exactly once like any event;
-//! - `POST /v1/calculator` says what a hypothetical event would earn, writing nothing;
+//! - `POST …/calculator` says what a hypothetical event would earn, writing nothing;
 //! - the period close's routes (`close.rs`): leaderboards, close state, reports, drawings,
 //!   the stick's lists, and reinstating a participant;
 //! - messaging (`messages.rs`): the public unsubscribe link, preferences, delivery logs,
 //!   segment histories and read rates.
 
 mod close;
+mod import;
 mod messages;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -21,7 +22,9 @@ use carrot::domain::money::json_kind;
 use carrot::domain::participant::Profile;
 use carrot::domain::program::Program;
 use carrot::domain::queued::QueuedEvent;
-use carrot::http::{Caller, Problem, authenticate, body_bytes, json_response};
+use carrot::http::{
+    Caller, Permission, Problem, Route, authenticate, body_bytes, json_object, json_response,
+};
 use carrot::ports::{
     AwardStore, Clock, CloseStore, EngageStore, EnrolmentStore, EventQueue, KeyStore, LiveIndex,
     Outbound, PortError, PreferenceStore, ProgramReader, ProgramWriter, QueueMessage, TokenSecret,
@@ -31,13 +34,57 @@ use carrot::service::calculator::{QuoteError, quote};
 use carrot::service::enrol::enrol;
 use serde_json::{Value, json};
 
-/// The permission a key needs for the administration routes.
-pub const SCOPE: &str = "admin";
 /// Adjustments are events of their participant under this id prefix.
 const ADJUSTMENT_PREFIX: &str = "adj:";
 
-/// The permission the calculator needs (a portal backend holds it).
-pub const READ_SCOPE: &str = "participants:read";
+const PUT_PROGRAM: &str = "PUT /v1/programs/{program}";
+const GET_PROGRAM: &str = "GET /v1/programs/{program}";
+const PARTICIPANT: &str = "PUT /v1/programs/{program}/participants/{participant}";
+const ADJUSTMENTS: &str = "POST /v1/programs/{program}/participants/{participant}/adjustments";
+const IMPORTS: &str = "POST /v1/programs/{program}/imports";
+const CALCULATOR: &str = "POST /v1/programs/{program}/calculator";
+const LEADERBOARD: &str = "GET /v1/programs/{program}/leaderboards/{board}";
+const CLOSE: &str = "GET /v1/programs/{program}/closes/{period}";
+const REPORT: &str = "GET /v1/programs/{program}/reports/{period}";
+const REPORT_PAGE: &str = "GET /v1/programs/{program}/reports/{period}/html";
+const DRAWING: &str = "GET /v1/programs/{program}/drawings/{drawing}/{period}";
+const LIST: &str = "GET /v1/programs/{program}/lists/{period}/{list}";
+const REINSTATE: &str = "POST /v1/programs/{program}/participants/{participant}/reinstate";
+const PREFERENCES: &str = "GET /v1/programs/{program}/participants/{participant}/preferences";
+const PUT_PREFERENCES: &str = "PUT /v1/programs/{program}/participants/{participant}/preferences";
+const DELIVERIES: &str = "GET /v1/programs/{program}/participants/{participant}/messages";
+const SEGMENTS: &str = "GET /v1/programs/{program}/participants/{participant}/segments";
+const MESSAGE_STATS: &str = "GET /v1/programs/{program}/messages/{month}";
+
+const fn route(key: &'static str, permission: Permission) -> Route {
+    Route { key, permission }
+}
+
+/// Every route this function serves with a key, and the permission it needs.
+pub const ROUTES: &[Route] = &[
+    route(PUT_PROGRAM, Permission::Admin),
+    route(GET_PROGRAM, Permission::Admin),
+    route(PARTICIPANT, Permission::Admin),
+    route(ADJUSTMENTS, Permission::Admin),
+    route(IMPORTS, Permission::Admin),
+    // What a portal shows its reps: the calculator and the leaderboards.
+    route(CALCULATOR, Permission::ParticipantsRead),
+    route(LEADERBOARD, Permission::ParticipantsRead),
+    route(CLOSE, Permission::Admin),
+    route(REPORT, Permission::Admin),
+    route(REPORT_PAGE, Permission::Admin),
+    route(DRAWING, Permission::Admin),
+    route(LIST, Permission::Admin),
+    route(REINSTATE, Permission::Admin),
+    route(PREFERENCES, Permission::Admin),
+    route(PUT_PREFERENCES, Permission::Admin),
+    route(DELIVERIES, Permission::Admin),
+    route(SEGMENTS, Permission::Admin),
+    route(MESSAGE_STATS, Permission::Admin),
+];
+
+/// The routes served without a key: the unsubscribe link's token is its credential.
+pub const TOKEN_ROUTES: &[&str] = &["GET /v1/unsubscribe", "POST /v1/unsubscribe"];
 
 pub struct Admin<K, S, Q, C, O, M, U> {
     pub keys: K,
@@ -91,17 +138,19 @@ where
     ) -> Result<ApiGatewayV2httpResponse, Problem> {
         let now = self.clock.now();
         let body = body_bytes(request)?;
-        let route = request.route_key.as_deref().unwrap_or_default();
-        // What a portal shows its reps: the calculator and the leaderboards.
-        let scope = if matches!(
-            route,
-            "POST /v1/calculator" | "GET /v1/leaderboards/{board}"
-        ) {
-            READ_SCOPE
-        } else {
-            SCOPE
-        };
-        let caller = authenticate(&self.keys, request, &body, now, scope).await?;
+        let route_key = request.route_key.as_deref().unwrap_or_default();
+        let route = ROUTES
+            .iter()
+            .find(|r| r.key == route_key)
+            .ok_or_else(|| {
+                Problem::new(
+                    404,
+                    "not-found",
+                    "No such route",
+                    format!("{route_key:?} is not served here"),
+                )
+            })?;
+        let caller = authenticate(&self.keys, request, &body, now, route.permission).await?;
         let path = |name: &str| {
             request
                 .path_parameters
@@ -110,52 +159,32 @@ where
                 .unwrap_or_default()
         };
         let participant = path("participant");
-        match route {
-            "PUT /v1/program" => self.put_program(&caller, &body).await,
-            "GET /v1/program" => self.get_program(&caller).await,
-            "PUT /v1/participants/{participant}" => {
-                self.put_participant(&caller, participant, &body).await
-            }
-            "POST /v1/participants/{participant}/adjustments" => {
-                self.adjust(&caller, participant, &body).await
-            }
-            "POST /v1/calculator" => self.calculate(&caller, &body).await,
-            "GET /v1/leaderboards/{board}" => {
-                self.leaderboard(&caller, path("board"), request).await
-            }
-            "GET /v1/closes/{period}" => self.close_state(&caller, path("period")).await,
-            "GET /v1/reports/{period}" => self.report(&caller, path("period")).await,
-            "GET /v1/reports/{period}/html" => self.report_page(&caller, path("period")).await,
-            "GET /v1/drawings/{drawing}/{period}" => {
+        match route.key {
+            PUT_PROGRAM => self.put_program(&caller, &body).await,
+            GET_PROGRAM => self.get_program(&caller).await,
+            PARTICIPANT => self.put_participant(&caller, participant, &body).await,
+            ADJUSTMENTS => self.adjust(&caller, participant, &body).await,
+            IMPORTS => self.import(&caller, request, &body).await,
+            CALCULATOR => self.calculate(&caller, &body).await,
+            LEADERBOARD => self.leaderboard(&caller, path("board"), request).await,
+            CLOSE => self.close_state(&caller, path("period")).await,
+            REPORT => self.report(&caller, path("period")).await,
+            REPORT_PAGE => self.report_page(&caller, path("period")).await,
+            DRAWING => {
                 self.drawing(&caller, path("drawing"), path("period"), request)
                     .await
             }
-            "GET /v1/lists/{period}/{list}" => {
+            LIST => {
                 self.list(&caller, path("period"), path("list"), request)
                     .await
             }
-            "POST /v1/participants/{participant}/reinstate" => {
-                self.reinstate(&caller, participant).await
-            }
-            "GET /v1/participants/{participant}/preferences" => {
-                self.preferences(&caller, participant).await
-            }
-            "PUT /v1/participants/{participant}/preferences" => {
-                self.put_preferences(&caller, participant, &body).await
-            }
-            "GET /v1/participants/{participant}/messages" => {
-                self.deliveries(&caller, participant).await
-            }
-            "GET /v1/participants/{participant}/segments" => {
-                self.segments(&caller, participant).await
-            }
-            "GET /v1/messages/{month}" => self.message_stats(&caller, path("month")).await,
-            other => Err(Problem::new(
-                404,
-                "not-found",
-                "No such route",
-                format!("{other:?} is not served here"),
-            )),
+            REINSTATE => self.reinstate(&caller, participant).await,
+            PREFERENCES => self.preferences(&caller, participant).await,
+            PUT_PREFERENCES => self.put_preferences(&caller, participant, &body).await,
+            DELIVERIES => self.deliveries(&caller, participant).await,
+            SEGMENTS => self.segments(&caller, participant).await,
+            MESSAGE_STATS => self.message_stats(&caller, path("month")).await,
+            _ => unreachable!("every route in ROUTES is dispatched"),
         }
     }
 
@@ -427,23 +456,5 @@ where
             if enrolment.created { 201 } else { 200 },
             &enrolment,
         ))
-    }
-}
-
-/// The body as a JSON object, or a 400 naming what is wrong with it.
-fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Problem> {
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Problem::invalid(
-            "the body must be a JSON object",
-            vec![FieldError::new(
-                "$",
-                format!("must be an object, got {}", json_kind(&other)),
-            )],
-        )),
-        Err(e) => Err(Problem::invalid(
-            "the body is not valid JSON",
-            vec![FieldError::new("$", e.to_string())],
-        )),
     }
 }

@@ -7,7 +7,7 @@ use super::port_error;
 use crate::domain::counters::MonthStats;
 use crate::domain::engine::{BUDGET_SPENT, Guard, Op, Reads, Scope, Write};
 use crate::domain::ledger::{EntryStatus, EventRecord, Expired, MonthDelta, Plan};
-use crate::domain::participant::Profile;
+use crate::domain::participant::{Decision, Enrolling, Outcome, Profile, Status, Stored};
 use crate::domain::program::{Program, ProgramVersions};
 use crate::ports::{
     AwardStore, Consumed, EnrolmentStore, Loaded, ParkedEvent, ParticipantState, PortError,
@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ConsumedCapacity, KeysAndAttributes, Put,
-    ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
+    ReturnConsumedCapacity, TransactWriteItem, Update,
 };
 use jiff::Timestamp;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
@@ -101,7 +101,7 @@ impl DynamoStore {
         }
     }
 
-    fn record_item(&self, program: &str, record: &EventRecord) -> Result<Item, PortError> {
+    pub(crate) fn record_item(&self, program: &str, record: &EventRecord) -> Result<Item, PortError> {
         let mut item = to_item(record).map_err(|e| PortError::Permanent(e.to_string()))?;
         item.extend(key(
             participant_pk(program, &record.participant),
@@ -110,7 +110,7 @@ impl DynamoStore {
         Ok(item)
     }
 
-    fn put_new(&self, item: Item) -> TransactWriteItem {
+    pub(crate) fn put_new(&self, item: Item) -> TransactWriteItem {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -121,7 +121,7 @@ impl DynamoStore {
     }
 
     /// One update of one item: every change and guard on it, in one expression.
-    fn update(&self, item: Item, expr: Expr) -> TransactWriteItem {
+    pub(crate) fn update(&self, item: Item, expr: Expr) -> TransactWriteItem {
         let update = expr
             .apply(
                 Update::builder()
@@ -178,7 +178,7 @@ impl DynamoStore {
         items
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Consumed, PortError> {
+    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Consumed, PortError> {
         let result = self
             .client
             .transact_write_items()
@@ -535,7 +535,7 @@ fn month_expr(delta: &MonthDelta) -> Expr {
 /// that guard them, with every attribute name and value as a placeholder (counter names hold
 /// `:` and `@`).
 #[derive(Default)]
-struct Expr {
+pub(crate) struct Expr {
     add: Vec<String>,
     set: Vec<String>,
     remove: Vec<String>,
@@ -545,19 +545,19 @@ struct Expr {
 }
 
 impl Expr {
-    fn name(&mut self, attribute: &str) -> String {
+    pub(crate) fn name(&mut self, attribute: &str) -> String {
         let placeholder = format!("#a{}", self.names.len());
         self.names.insert(placeholder.clone(), attribute.to_owned());
         placeholder
     }
 
-    fn value(&mut self, value: AttributeValue) -> String {
+    pub(crate) fn value(&mut self, value: AttributeValue) -> String {
         let placeholder = format!(":v{}", self.values.len());
         self.values.insert(placeholder.clone(), value);
         placeholder
     }
 
-    fn add(&mut self, attribute: &str, by: AttributeValue) {
+    pub(crate) fn add(&mut self, attribute: &str, by: AttributeValue) {
         let (name, value) = (self.name(attribute), self.value(by));
         self.add.push(format!("{name} {value}"));
     }
@@ -573,7 +573,7 @@ impl Expr {
         self.conditions.push(format!("{name} = {value}"));
     }
 
-    fn condition(&mut self, condition: String) {
+    pub(crate) fn condition(&mut self, condition: String) {
         self.conditions.push(condition);
     }
 
@@ -639,62 +639,35 @@ impl EnrolmentStore for DynamoStore {
         &self,
         program: &str,
         participant: &str,
-        profile: &Profile,
+        enrolling: &Enrolling,
         now: Timestamp,
-    ) -> Result<bool, PortError> {
-        let fields = to_item(profile).map_err(|e| PortError::Permanent(e.to_string()))?;
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                participant_pk(program, participant),
-                PROFILE.to_owned(),
-            )));
-        let mut sets = vec![
-            "participant = :participant".to_owned(),
-            "program = :program".to_owned(),
-            "updated_at = :now".to_owned(),
-            "#status = if_not_exists(#status, :active)".to_owned(),
-            "enrolled_at = if_not_exists(enrolled_at, :now)".to_owned(),
-            "balance = if_not_exists(balance, :zero)".to_owned(),
-            "roster = :roster".to_owned(),
-        ];
-        let mut removes = Vec::new();
-        for (i, (name, value)) in fields.iter().enumerate() {
-            sets.push(format!("#f{i} = :f{i}"));
-            update = update
-                .expression_attribute_names(format!("#f{i}"), name.clone())
-                .expression_attribute_values(format!(":f{i}"), value.clone());
-        }
-        // Optional fields left out of an update are removed, so the profile is what was sent.
-        for (i, optional) in Profile::OPTIONAL_FIELDS.into_iter().enumerate() {
-            if !fields.contains_key(optional) {
-                removes.push(format!("#r{i}"));
-                update = update.expression_attribute_names(format!("#r{i}"), optional);
+    ) -> Result<Decision, PortError> {
+        let pk = participant_pk(program, participant);
+        // Each write is conditioned on what was read: a concurrent enrolment, sanction or
+        // reinstatement in between fails it, and the enrolment is decided again.
+        for _ in 0..ENROL_ATTEMPTS {
+            let stored = self.stored_enrolment(&pk).await?;
+            let decision = enrolling.decide(stored.as_ref());
+            let written = match (&stored, decision.outcome) {
+                (_, Outcome::Unchanged) => return Ok(decision),
+                (None, _) => {
+                    self.create_participant(program, participant, enrolling, &decision, now)
+                        .await
+                }
+                (Some(stored), _) => {
+                    self.update_participant(&pk, enrolling, stored, &decision, now)
+                        .await
+                }
+            };
+            match written {
+                Ok(()) => return Ok(decision),
+                Err(PortError::ConditionFailed) => continue,
+                Err(other) => return Err(other),
             }
         }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if !removes.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        let output = update
-            .update_expression(expression)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":participant", s(participant))
-            .expression_attribute_values(":program", s(program))
-            .expression_attribute_values(":now", s(now.to_string()))
-            .expression_attribute_values(":active", s("active"))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":roster", s(roster_key(program, participant)))
-            .return_values(ReturnValue::UpdatedOld)
-            .send()
-            .await
-            .map_err(port_error)?;
-        let created = output
-            .attributes()
-            .is_none_or(|old| !old.contains_key("enrolled_at"));
-        Ok(created)
+        Err(PortError::Transient(format!(
+            "participant {participant:?} kept changing during {ENROL_ATTEMPTS} enrolment attempts"
+        )))
     }
 
     async fn parked(
@@ -732,6 +705,134 @@ impl EnrolmentStore for DynamoStore {
                 participant_pk(program, participant),
                 format!("{PARKED}{event_id}"),
             )))
+            .send()
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+}
+
+/// Reads, decisions and writes an enrolment makes before giving up to a concurrent writer.
+const ENROL_ATTEMPTS: usize = 5;
+
+/// What an enrolment reads of a participant besides the profile.
+const ENROLMENT_STATE: [&str; 3] = ["status", "sanctioned_for", "updated_at"];
+
+impl DynamoStore {
+    /// The profile, status and sanction of a participant, consistent (`None`: not enrolled).
+    async fn stored_enrolment(&self, pk: &str) -> Result<Option<Stored>, PortError> {
+        let mut projection = Expr::default();
+        let names: Vec<String> = Profile::FIELDS
+            .iter()
+            .chain(&ENROLMENT_STATE)
+            .map(|field| projection.name(field))
+            .collect();
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), PROFILE.to_owned())))
+            .projection_expression(names.join(", "))
+            .set_expression_attribute_names(Some(projection.names))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(port_error)?;
+        output
+            .item()
+            .map(|item| from_item(item.clone()).map_err(|e| corrupt("participant", e)))
+            .transpose()
+    }
+
+    async fn create_participant(
+        &self,
+        program: &str,
+        participant: &str,
+        enrolling: &Enrolling,
+        decision: &Decision,
+        now: Timestamp,
+    ) -> Result<(), PortError> {
+        let mut item =
+            to_item(&enrolling.profile).map_err(|e| PortError::Permanent(e.to_string()))?;
+        item.extend(key(
+            participant_pk(program, participant),
+            PROFILE.to_owned(),
+        ));
+        let status = decision.status.unwrap_or(Status::Active);
+        let enrolled_at = enrolling.enrolled_at.unwrap_or(now);
+        for (name, value) in [
+            ("participant", s(participant)),
+            ("program", s(program)),
+            ("updated_at", s(now.to_string())),
+            ("status", s(status.as_str())),
+            ("enrolled_at", s(enrolled_at.to_string())),
+            ("balance", n(0)),
+            ("roster", s(roster_key(program, participant))),
+        ] {
+            item.insert(name.to_owned(), value);
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    /// Writes the profile as sent (optional fields left out are removed) and the decided
+    /// status, if what was read is still what is stored.
+    async fn update_participant(
+        &self,
+        pk: &str,
+        enrolling: &Enrolling,
+        stored: &Stored,
+        decision: &Decision,
+        now: Timestamp,
+    ) -> Result<(), PortError> {
+        let fields =
+            to_item(&enrolling.profile).map_err(|e| PortError::Permanent(e.to_string()))?;
+        let mut expr = Expr::default();
+        for optional in Profile::OPTIONAL_FIELDS {
+            if !fields.contains_key(optional) {
+                expr.remove(optional);
+            }
+        }
+        for (field, value) in fields {
+            let (name, value) = (expr.name(&field), expr.value(value));
+            expr.set.push(format!("{name} = {value}"));
+        }
+        let now = s(now.to_string());
+        let set = |expr: &mut Expr, attribute: &str, value: AttributeValue| {
+            let (name, value) = (expr.name(attribute), expr.value(value));
+            expr.set.push(format!("{name} = {value}"));
+        };
+        set(&mut expr, "updated_at", now.clone());
+        if let Some(status) = decision.status {
+            set(&mut expr, "status", s(status.as_str()));
+            set(&mut expr, "status_changed_at", now);
+        }
+        let mut unchanged_since_read = |attribute: &str, read: Option<&str>| {
+            let name = expr.name(attribute);
+            let condition = match read {
+                Some(read) => format!("{name} = {}", expr.value(s(read))),
+                None => format!("attribute_not_exists({name})"),
+            };
+            expr.condition(condition);
+        };
+        unchanged_since_read("status", Some(&stored.status));
+        unchanged_since_read("sanctioned_for", stored.sanctioned_for.as_deref());
+        unchanged_since_read("updated_at", stored.updated_at.as_deref());
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), PROFILE.to_owned())))
+            .update_expression(expr.expression())
+            .condition_expression(expr.conditions.join(" AND "))
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
             .send()
             .await
             .map_err(port_error)?;

@@ -8,10 +8,14 @@ pub mod dynamo;
 pub mod engage_store;
 pub mod memory;
 pub mod notify_store;
+pub mod portal_store;
+pub mod redeem_store;
 pub mod secrets;
 pub mod ses;
 pub mod sns;
+pub mod spend;
 pub mod sqs;
+pub mod statement_store;
 
 use crate::ports::PortError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

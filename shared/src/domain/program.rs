@@ -16,6 +16,7 @@ use super::rules::{
     parse_rule, parse_wallet,
 };
 use super::segments::SegmentsConfig;
+use super::spin::SpinConfig;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 pub const MAX_POINTS_PER_EVENT: i64 = 1_000_000;
 
 /// The fields the rules engine reads; `RESERVED` lists the others a document may hold.
-const FIELDS: [&str; 18] = [
+const FIELDS: [&str; 19] = [
     "program",
     "name",
     "time_zone",
@@ -46,6 +47,7 @@ const FIELDS: [&str; 18] = [
     "segments",
     "journeys",
     "notifications",
+    "spin",
 ];
 
 /// Sections read by the features that use them, stored with the version like every other
@@ -79,6 +81,8 @@ pub struct Program {
     pub journeys: JourneysConfig,
     /// Sender name, quiet hours, frequency caps and the weekly digest.
     pub notifications: NotificationsConfig,
+    /// Spin to win: cost, prizes and odds, the prize budget (off by default).
+    pub spin: SpinConfig,
     /// The document as validated, stored verbatim so a version can be read back.
     pub document: Value,
 }
@@ -200,6 +204,7 @@ impl Program {
         let segments = SegmentsConfig::parse(&document, &mut errors);
         let journeys = journey::parse(&document, &mut errors);
         let notifications = message::parse(&document, &mut errors);
+        let spin = SpinConfig::parse(&document, &mut errors);
         check_references(&document, &rules, &campaigns, &budgets, &mut errors);
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -225,6 +230,7 @@ impl Program {
             segments,
             journeys,
             notifications,
+            spin,
             document: document.clone(),
         });
         errors.into_result(()).map(|()| program.expect("checked"))

@@ -10,7 +10,7 @@ use crate::adapters::memory::Account;
 use crate::domain::engine::Line;
 use crate::domain::envelope::Event;
 use crate::domain::ledger::{EntryStatus, EventRecord};
-use crate::domain::participant::Profile;
+use crate::domain::participant::{AccountKind, Profile};
 use crate::domain::period::Periods;
 use crate::domain::program::{Program, ProgramVersions};
 use crate::domain::wallet::Wallet;
@@ -86,6 +86,7 @@ impl Member {
             region: self.region.clone(),
             tier: self.tier.clone(),
             manager: None,
+            account: AccountKind::Individual,
         }
     }
 }

@@ -345,7 +345,7 @@ impl<'a, S: EngageStore> Pages<'a, S> {
 /// The member's stored engagement with every complete month folded in, and the current
 /// month's figures so far. A member's first fold reads their whole month history, so
 /// lifetime totals (which milestones read) miss nothing.
-async fn fold<S: StatsReader>(
+pub async fn fold<S: StatsReader>(
     store: &S,
     program: &Program,
     member: &EngageMember,

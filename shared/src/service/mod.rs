@@ -7,9 +7,14 @@ pub mod close;
 pub mod engage;
 pub mod enrol;
 pub mod ingest;
+pub mod lead;
 pub mod leaderboard;
 pub mod notify;
+pub mod quiz;
+pub mod redeem;
 pub mod replay;
+pub mod spin;
+pub mod statement;
 
 use crate::domain::envelope::{BONUS_TYPE, parse_event};
 use crate::domain::queued::QueuedEvent;

@@ -112,7 +112,7 @@ async fn run(
         stored.body
     );
     println!(
-        "2. PUT /v1/program (events/admin/program.yaml): {} version {}: {} rules, {} campaigns, {} budget, time zone Europe/Stockholm",
+        "2. PUT /v1/programs/acme (events/admin/program.yaml): {} version {}: {} rules, {} campaigns, {} budget, time zone Europe/Stockholm",
         stored.body["program"],
         stored.body["version"],
         stored.body["rules"],
@@ -131,7 +131,7 @@ async fn run(
     let program = admin.get_program().await?;
     let entries = program.body["schedule"]
         .as_array()
-        .context("GET /v1/program has a schedule")?;
+        .context("GET /v1/programs/acme has a schedule")?;
     let sprint_in_force: jiff::Timestamp = entries
         .last()
         .and_then(|s| s["effective_from"].as_str())
@@ -152,7 +152,7 @@ async fn run(
         "   The channel team starts the December sprint early: version 2 (december-sprint v2: double contract points {sprint_from} to {sprint_until}), in force a config TTL after it is stored (when every warm function has read it), without a redeploy"
     );
     println!(
-        "   GET /v1/program: schedule {}; each event is awarded under the version in force when it occurred",
+        "   GET /v1/programs/acme: schedule {}; each event is awarded under the version in force when it occurred",
         schedule.join(", ")
     );
 
@@ -267,7 +267,7 @@ async fn run(
         }
     }
     println!(
-        "5. POST /v1/events, HMAC-signed, as fast as the award function keeps up: {} requests ({} CRM retries) in {:.1} s: {accepted} accepted, {duplicates} duplicates in a batch, {rejected} rejected",
+        "5. POST /v1/programs/acme/events, HMAC-signed, as fast as the award function keeps up: {} requests ({} CRM retries) in {:.1} s: {accepted} accepted, {duplicates} duplicates in a batch, {rejected} rejected",
         batches.len(),
         retries.len(),
         posting.elapsed().as_secs_f64()
@@ -680,7 +680,7 @@ impl Closing<'_> {
         let monthly = &self.sample.monthly;
         let mut live_rows = Vec::new();
         if live_first {
-            let path = format!("/v1/leaderboards/{monthly}?period={label}");
+            let path = format!("/leaderboards/{monthly}?period={label}");
             let live = self.get(self.portal, &path).await?;
             anyhow::ensure!(live["final"] == false, "{label} is closed already: {live}");
             println!(
@@ -700,7 +700,7 @@ impl Closing<'_> {
                     row["score"].as_str().unwrap_or_default()
                 );
             }
-            let locations = format!("/v1/leaderboards/{}?period={label}", self.sample.locations);
+            let locations = format!("/leaderboards/{}?period={label}", self.sample.locations);
             let r = self.portal.get(&locations).await?;
             println!(
                 "     GET {locations}: {} {}: {}",
@@ -717,13 +717,13 @@ impl Closing<'_> {
             .wait_idle(Duration::from_secs(120))
             .await?;
         let report = self
-            .get(self.admin, &format!("/v1/reports/{label}"))
+            .get(self.admin, &format!("/reports/{label}"))
             .await?;
 
         let board = self
             .get(
                 self.portal,
-                &format!("/v1/leaderboards/{monthly}?period={label}"),
+                &format!("/leaderboards/{monthly}?period={label}"),
             )
             .await?;
         let places = board["awards"][0]["places"]
@@ -773,7 +773,7 @@ impl Closing<'_> {
         let locations = self
             .get(
                 self.portal,
-                &format!("/v1/leaderboards/{}?period={label}", self.sample.locations),
+                &format!("/leaderboards/{}?period={label}", self.sample.locations),
             )
             .await?;
         for place in locations["awards"][0]["places"]
@@ -831,7 +831,7 @@ impl Closing<'_> {
     /// The drawing's record and every page of its entrants, re-checked here.
     async fn show_drawing(&self, label: &str) -> anyhow::Result<()> {
         let drawing = &self.sample.drawing;
-        let first_page = format!("/v1/drawings/{drawing}/{label}");
+        let first_page = format!("/drawings/{drawing}/{label}");
         let mut path = first_page.clone();
         let mut record = None;
         let mut entrants: Vec<Entrant> = Vec::new();
@@ -915,7 +915,7 @@ impl Closing<'_> {
         let mut sizes = Vec::new();
         let mut sanctioned: Vec<String> = Vec::new();
         for list in ["zero-logins", "notices", "to-be-suspended", "sanctioned"] {
-            let first_page = format!("/v1/lists/{label}/{list}");
+            let first_page = format!("/lists/{label}/{list}");
             let mut path = first_page.clone();
             let mut participants: Vec<String> = Vec::new();
             loop {
@@ -934,7 +934,7 @@ impl Closing<'_> {
             }
         }
         println!(
-            "   The stick (fewer than {} login days: a notice; none: a strike; a second strike suspends): GET /v1/lists/{label}/…: {}",
+            "   The stick (fewer than {} login days: a notice; none: a strike; a second strike suspends): GET /v1/programs/acme/lists/{label}/…: {}",
             self.sample.notice_below,
             sizes.join(", ")
         );
@@ -965,7 +965,7 @@ impl Closing<'_> {
     }
 
     async fn write_report(&self, label: &str, report: &Value) -> anyhow::Result<()> {
-        let path = format!("/v1/reports/{label}/html");
+        let path = format!("/reports/{label}/html");
         let (status, content_type, page) = self.admin.get_text(&path).await?;
         anyhow::ensure!(
             status == 200 && content_type.starts_with("text/html"),
@@ -979,7 +979,7 @@ impl Closing<'_> {
         std::fs::write(&json, serde_json::to_string_pretty(report)?)
             .with_context(|| format!("writing {}", json.display()))?;
         println!(
-            "   Report (GET /v1/reports/{label} and …/html): open {} (JSON: {})",
+            "   Report (GET /v1/programs/acme/reports/{label} and …/html): open {} (JSON: {})",
             html.display(),
             json.display()
         );
@@ -1007,7 +1007,7 @@ impl Closing<'_> {
         let board = self
             .get(
                 self.portal,
-                &format!("/v1/leaderboards/{quarterly}?period={label}"),
+                &format!("/leaderboards/{quarterly}?period={label}"),
             )
             .await?;
         println!(
@@ -1031,7 +1031,7 @@ impl Closing<'_> {
             );
         }
         let report = self
-            .get(self.admin, &format!("/v1/reports/{label}"))
+            .get(self.admin, &format!("/reports/{label}"))
             .await?;
         self.write_report(&label, &report).await
     }
@@ -1136,7 +1136,7 @@ async fn today_at_work(
         rep.id
     );
     println!(
-        "   POST /v1/calculator: what will a 250,000 SEK contract signed now earn? {} points under configuration v{}",
+        "   POST /v1/programs/acme/calculator: what will a 250,000 SEK contract signed now earn? {} points under configuration v{}",
         quote.body["points"], quote.body["config_version"]
     );
     print_quote(&quote.body);
@@ -1163,7 +1163,7 @@ async fn today_at_work(
         .map(|l| format!("{} v{} {}", l.id, l.version, l.points))
         .collect();
     println!(
-        "   POST /v1/events, SQS, award: the ledger entry holds {} points, as quoted ({}; configuration v{})",
+        "   POST /v1/programs/acme/events, SQS, award: the ledger entry holds {} points, as quoted ({}; configuration v{})",
         entry.points,
         lines.join(", "),
         entry.config.unwrap_or_default()
@@ -1192,7 +1192,7 @@ async fn today_at_work(
         "an adjustment sent twice moved the balance from {before} to {after}"
     );
     println!(
-        "   POST /v1/participants/{}/adjustments {adjustment}, sent twice (a retry): credited once, balance {before} → {after}",
+        "   POST /v1/programs/acme/participants/{}/adjustments {adjustment}, sent twice (a retry): credited once, balance {before} → {after}",
         rep.id
     );
     Ok(2)
@@ -1546,9 +1546,9 @@ impl Engaging<'_> {
             feedback.opened.min(REPEATED_OPENS)
         );
         let month = &feedback.month;
-        let stats = get_ok(self.admin, &format!("/v1/messages/{month}")).await?;
+        let stats = get_ok(self.admin, &format!("/messages/{month}")).await?;
         println!(
-            "   GET /v1/messages/{month}: what SES reported, per kind (simulated feedback, so the read rates show the pipeline, not real readers):"
+            "   GET /v1/programs/acme/messages/{month}: what SES reported, per kind (simulated feedback, so the read rates show the pipeline, not real readers):"
         );
         println!("     kind                        sent  delivered  opened  read rate");
         let number = |v: &Value| v.as_u64().unwrap_or_default();
@@ -1613,7 +1613,7 @@ impl Engaging<'_> {
             stored.body
         );
         println!(
-            "   PUT /v1/program, version {}: {}",
+            "   PUT /v1/programs/acme, version {}: {}",
             stored.body["version"],
             changes.join("; ")
         );
@@ -1638,12 +1638,12 @@ impl Engaging<'_> {
         for chunk in ids.chunks(ids.len().div_ceil(8).max(1)) {
             let client = self
                 .deployment
-                .client(self.admin.key_id(), self.admin.secret());
+                .client(self.admin.program(), self.admin.key_id(), self.admin.secret());
             let chunk = chunk.to_vec();
             tasks.spawn(async move {
                 let mut logs = Vec::new();
                 for id in chunk {
-                    let body = get_ok(&client, &format!("/v1/participants/{id}/messages")).await?;
+                    let body = get_ok(&client, &format!("/participants/{id}/messages")).await?;
                     let entries: Vec<DeliveryEntry> =
                         serde_json::from_value(body["messages"].clone())
                             .with_context(|| format!("the delivery log of {id}"))?;
@@ -1687,7 +1687,7 @@ impl Engaging<'_> {
         }
         let logged = total.requests as u64;
         println!(
-            "   The sender, from the delivery logs of the {} reps (GET /v1/participants/{{p}}/messages): {logged} entries for the {queued} requests the run queued{}",
+            "   The sender, from the delivery logs of the {} reps (GET /v1/programs/acme/participants/{{p}}/messages): {logged} entries for the {queued} requests the run queued{}",
             self.reps.len(),
             if logged == queued {
                 ""

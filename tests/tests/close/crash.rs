@@ -57,7 +57,7 @@ async fn outcome(
     let mut boards = BTreeMap::new();
     for board in ["monthly-top", "best-location"] {
         let frozen = tenant
-            .get(&format!("/v1/leaderboards/{board}?period={label}"))
+            .get(&format!("/leaderboards/{board}?period={label}"))
             .await?;
         anyhow::ensure!(frozen["final"] == true, "{frozen}");
         boards.insert(
@@ -136,7 +136,7 @@ async fn stopped_at(
     let state = deployment.store.state(&tenant.id, label).await?;
     let drawn = tenant
         .admin
-        .get(&format!("/v1/drawings/monthly-draw/{label}"))
+        .get(&format!("/drawings/monthly-draw/{label}"))
         .await?;
     let record = match drawn.status {
         200 => Some(serde_json::from_value(drawn.body["record"].clone())?),

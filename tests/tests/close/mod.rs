@@ -300,7 +300,7 @@ impl Tenant {
         drawing: &str,
         period: &str,
     ) -> anyhow::Result<(DrawingRecord, Vec<Entrant>)> {
-        let path = format!("/v1/drawings/{drawing}/{period}");
+        let path = format!("/drawings/{drawing}/{period}");
         let mut page = self.get(&path).await?;
         let record: DrawingRecord = serde_json::from_value(page["record"].clone())?;
         let mut entrants: Vec<Entrant> = serde_json::from_value(page["entrants"].clone())?;
@@ -315,7 +315,7 @@ impl Tenant {
 
     /// One of the stick's lists of a closed month (a single page here).
     async fn list(&self, period: &str, list: &str) -> anyhow::Result<Vec<String>> {
-        let page = self.get(&format!("/v1/lists/{period}/{list}")).await?;
+        let page = self.get(&format!("/lists/{period}/{list}")).await?;
         anyhow::ensure!(page["next"].is_null(), "{page}");
         Ok(serde_json::from_value(page["participants"].clone())?)
     }

@@ -146,7 +146,7 @@ async fn a_closed_month_credits_its_bonuses_once_and_publishes_a_verifiable_draw
         (9, "r08", 15),
     ]);
     let live = tenant
-        .get(&format!("/v1/leaderboards/monthly-top?period={label}"))
+        .get(&format!("/leaderboards/monthly-top?period={label}"))
         .await?;
     assert_eq!(
         (&live["final"], &live["exact"]),
@@ -156,7 +156,7 @@ async fn a_closed_month_credits_its_bonuses_once_and_publishes_a_verifiable_draw
     assert_eq!(rows(&live["standings"][0]), monthly_rows);
     let quarter = tenant
         .get(&format!(
-            "/v1/leaderboards/quarter-logins?period={}",
+            "/leaderboards/quarter-logins?period={}",
             m1.quarter()
         ))
         .await?;
@@ -173,7 +173,7 @@ async fn a_closed_month_credits_its_bonuses_once_and_publishes_a_verifiable_draw
             (5, "r08", 3),
         ])
     );
-    let open = tenant.get(&format!("/v1/closes/{label}")).await?;
+    let open = tenant.get(&format!("/closes/{label}")).await?;
     assert_eq!(open["status"], "open");
 
     let closed = tenant.close(&deployment, label).await?;
@@ -192,7 +192,7 @@ async fn a_closed_month_credits_its_bonuses_once_and_publishes_a_verifiable_draw
     );
     deployment.award.wait_idle(AWARD_IDLE).await?;
 
-    let state = tenant.get(&format!("/v1/closes/{label}")).await?;
+    let state = tenant.get(&format!("/closes/{label}")).await?;
     assert_eq!(
         (&state["status"], &state["effects_applied"]),
         (&json!("closed"), &json!(17)),
@@ -200,7 +200,7 @@ async fn a_closed_month_credits_its_bonuses_once_and_publishes_a_verifiable_draw
     );
 
     let frozen = tenant
-        .get(&format!("/v1/leaderboards/monthly-top?period={label}"))
+        .get(&format!("/leaderboards/monthly-top?period={label}"))
         .await?;
     assert_eq!(frozen["final"], json!(true), "{frozen}");
     assert_eq!(rows(&frozen["standings"][0]), monthly_rows);
@@ -227,7 +227,7 @@ async fn a_closed_month_credits_its_bonuses_once_and_publishes_a_verifiable_draw
         "the tie for third goes to the rep who reached 220 first"
     );
     let locations = tenant
-        .get(&format!("/v1/leaderboards/best-location?period={label}"))
+        .get(&format!("/leaderboards/best-location?period={label}"))
         .await?;
     assert_eq!(locations["final"], json!(true), "{locations}");
     let ranked: Vec<(u64, String)> = rows(&locations["standings"][0])
@@ -351,7 +351,7 @@ async fn a_closed_month_credits_its_bonuses_once_and_publishes_a_verifiable_draw
     let (redrawn, _) = tenant.drawing("monthly-draw", label).await?;
     assert_eq!(redrawn, record);
 
-    let report = tenant.get(&format!("/v1/reports/{label}")).await?;
+    let report = tenant.get(&format!("/reports/{label}")).await?;
     assert_eq!(report["program"], PROGRAM);
     assert_eq!(
         report["participation"],
@@ -405,7 +405,7 @@ async fn a_closed_month_credits_its_bonuses_once_and_publishes_a_verifiable_draw
 
     let (status, content_type, page) = tenant
         .admin
-        .get_text(&format!("/v1/reports/{label}/html"))
+        .get_text(&format!("/reports/{label}/html"))
         .await?;
     assert_eq!(status, 200, "{page}");
     assert!(content_type.starts_with("text/html"), "{content_type}");

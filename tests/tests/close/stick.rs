@@ -113,7 +113,7 @@ async fn the_strike_ladder_runs_over_three_months() -> anyhow::Result<()> {
     assert_eq!(tenant.list(&m3.label, "sanctioned").await?, ["rep-d"]);
     assert!(tenant.list(&m3.label, "notices").await?.is_empty());
     let top = tenant
-        .get(&format!("/v1/leaderboards/monthly-top?period={}", m3.label))
+        .get(&format!("/leaderboards/monthly-top?period={}", m3.label))
         .await?;
     assert_eq!(top["final"], json!(true), "{top}");
     assert_eq!(

@@ -205,7 +205,7 @@ async fn each_rep_gets_their_step_milestone_and_nudges_once() -> anyhow::Result<
         serde_json::json!({"never_activated": 2, "rising": 3}),
         "{answer}"
     );
-    let history = tenant.get("/v1/participants/newbie/segments").await?;
+    let history = tenant.get("/participants/newbie/segments").await?;
     assert_eq!(history["segment"], "never_activated", "{history}");
     assert_eq!(history["history"].as_array().map(Vec::len), Some(1));
 

@@ -187,7 +187,7 @@ struct Entry {
 /// The participant's delivery log, sorted by kind.
 async fn log(tenant: &Tenant, participant: &str) -> anyhow::Result<Vec<Entry>> {
     let body = tenant
-        .get(&format!("/v1/participants/{participant}/messages"))
+        .get(&format!("/participants/{participant}/messages"))
         .await?;
     let text = |m: &Value, name: &str| m[name].as_str().unwrap_or_default().to_owned();
     let mut entries: Vec<Entry> = body["messages"]

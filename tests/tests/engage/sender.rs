@@ -212,7 +212,7 @@ async fn quiet_hours_opt_outs_unsubscribe_redelivery_and_bounces() -> anyhow::Re
         .admin
         .send(
             "PUT",
-            "/v1/participants/nyc/preferences",
+            "/participants/nyc/preferences",
             json!({"sms_opted_out": true}).to_string().into_bytes(),
             "application/json",
         )
@@ -242,7 +242,7 @@ async fn quiet_hours_opt_outs_unsubscribe_redelivery_and_bounces() -> anyhow::Re
                 == Some("List-Unsubscribe=One-Click"))
     );
     let link = links[0].trim_matches(|c| c == '<' || c == '>').to_owned();
-    let preferences = tenant.get("/v1/participants/mail/preferences").await?;
+    let preferences = tenant.get("/participants/mail/preferences").await?;
     assert_eq!(preferences["email_unsubscribed"], false);
     // Following the link only shows a page; a changed token is refused.
     let page = http_request("GET", &link, &[], Vec::new()).await?;
@@ -256,7 +256,7 @@ async fn quiet_hours_opt_outs_unsubscribe_redelivery_and_bounces() -> anyhow::Re
     .await?;
     assert_eq!(tampered.status, 400);
     assert_eq!(
-        tenant.get("/v1/participants/mail/preferences").await?["email_unsubscribed"],
+        tenant.get("/participants/mail/preferences").await?["email_unsubscribed"],
         false
     );
     let one_click = http_request(
@@ -268,7 +268,7 @@ async fn quiet_hours_opt_outs_unsubscribe_redelivery_and_bounces() -> anyhow::Re
     .await?;
     assert_eq!(one_click.status, 200, "{}", one_click.text());
     assert_eq!(
-        tenant.get("/v1/participants/mail/preferences").await?["email_unsubscribed"],
+        tenant.get("/participants/mail/preferences").await?["email_unsubscribed"],
         true
     );
     enqueue(&near_target(&program, "mail", "target-2")).await?;
@@ -310,7 +310,7 @@ async fn quiet_hours_opt_outs_unsubscribe_redelivery_and_bounces() -> anyhow::Re
         .to_zoned(TimeZone::UTC)
         .strftime("%Y-%m")
         .to_string();
-    let stats = tenant.get(&format!("/v1/messages/{month}")).await?;
+    let stats = tenant.get(&format!("/messages/{month}")).await?;
     let target = stats["kinds"]
         .as_array()
         .and_then(|kinds| kinds.iter().find(|k| k["kind"] == "near_miss.target"))
@@ -324,7 +324,7 @@ async fn quiet_hours_opt_outs_unsubscribe_redelivery_and_bounces() -> anyhow::Re
         (&json!(1), &json!(1), &json!(1.0)),
         "an open counts once: {stats}"
     );
-    let preferences = tenant.get("/v1/participants/mail/preferences").await?;
+    let preferences = tenant.get("/participants/mail/preferences").await?;
     assert_eq!(preferences["suppressed_reason"], "bounce", "{preferences}");
     enqueue(&notice(&program, "mail", "notice-3")).await?;
     deployment.wait_sender_idle(IDLE).await?;

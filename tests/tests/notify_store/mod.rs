@@ -5,7 +5,7 @@
 use carrot::adapters::dynamo::DynamoStore;
 use carrot::adapters::notify_store::NotifyStore;
 use carrot::domain::message::{Channel, FeedbackEvent, Recipient};
-use carrot::domain::participant::Profile;
+use carrot::domain::participant::{AccountKind, Profile};
 use carrot::ports::{
     Claim, DeferralStore, DeliveryEntry, DeliveryStatus, DeliveryStore, EnrolmentStore, Feedback,
     FeedbackStore, KindStats, PortError, PreferenceStore, Preferences,
@@ -55,9 +55,10 @@ impl Table {
             region: None,
             tier: None,
             manager: None,
+            account: AccountKind::Individual,
         };
         self.enrolment
-            .enrol(PROGRAM, participant, &profile, Timestamp::now())
+            .enrol(PROGRAM, participant, &(&profile).into(), Timestamp::now())
             .await
             .expect("enrolled");
     }

@@ -1,0 +1,4 @@
+mod isolation;
+mod orders;
+mod quizzes;
+mod statements;
