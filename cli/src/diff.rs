@@ -19,15 +19,15 @@ const SHOWN: usize = 80;
 
 pub async fn diff(path: &Path) -> anyhow::Result<ExitCode> {
     let api = Api::from_env()?;
-    let answer = api
-        .send("GET", "", Vec::new(), "application/json")
-        .await?;
+    let answer = api.send("GET", "", Vec::new(), "application/json").await?;
     let deployed = match answer.status {
         200 => {
             let version = answer.body["version"]
                 .as_u64()
                 .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| anyhow!("GET /v1/programs/{{program}} answered without a version"))?;
+                .ok_or_else(|| {
+                    anyhow!("GET /v1/programs/{{program}} answered without a version")
+                })?;
             let document = answer.body["document"].clone();
             let program = Program::from_document(document, version).map_err(|errors| {
                 let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();

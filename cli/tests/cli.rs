@@ -595,7 +595,11 @@ async fn diff_and_push_against_the_local_stack() -> anyhow::Result<()> {
 
     // A wrong secret: the server's 401, and the secret never shows.
     let mut wrong = env.clone();
-    wrong[2].1 = "not-the-secret-0123456789".into();
+    let secret = wrong
+        .iter_mut()
+        .find(|(name, _)| name == "CARROT_SECRET")
+        .expect("the secret is set");
+    secret.1 = "not-the-secret-0123456789".into();
     let file = scratch("v1.yaml", SAMPLE);
     let denied = carrot_async(vec!["push".into(), file.path().into()], wrong).await;
     assert_eq!(denied.code, 1);

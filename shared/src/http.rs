@@ -210,9 +210,7 @@ pub fn jwt_rep(request: &ApiGatewayV2httpRequest) -> Result<Rep, Problem> {
             .get(name)
             .filter(|v| !v.is_empty())
             .cloned()
-            .ok_or_else(|| {
-                Problem::unauthorized(format!("the token has no {name:?} claim"))
-            })
+            .ok_or_else(|| Problem::unauthorized(format!("the token has no {name:?} claim")))
     };
     Ok(Rep {
         program: claim(JWT_PROGRAM_CLAIM)?,
@@ -229,7 +227,10 @@ pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Proble
             "the body must be a JSON object",
             vec![FieldError::new(
                 "$",
-                format!("must be an object, got {}", crate::domain::money::json_kind(&other)),
+                format!(
+                    "must be an object, got {}",
+                    crate::domain::money::json_kind(&other)
+                ),
             )],
         )),
         Err(e) => Err(Problem::invalid(

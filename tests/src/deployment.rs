@@ -48,6 +48,7 @@ pub type EngageFunction = Engage<
     CachedPrograms<DynamoStore>,
     SqsEventQueue,
     SqsEventQueue,
+    SnsOutbound,
     Arc<FixedClock>,
 >;
 
@@ -164,6 +165,7 @@ impl Deployment {
                 programs: CachedPrograms::new(store.clone(), program_ttl),
                 events: Arc::new(queue()),
                 notifications: Arc::new(notifications()),
+                outbound: outbound(),
                 clock: clock.clone(),
             },
         });
@@ -504,18 +506,12 @@ impl ApiClient {
     }
 
     pub async fn put_program(&self, yaml: &str) -> anyhow::Result<Response> {
-        self.send(
-            "PUT",
-            "",
-            yaml.as_bytes().to_vec(),
-            "application/yaml",
-        )
-        .await
+        self.send("PUT", "", yaml.as_bytes().to_vec(), "application/yaml")
+            .await
     }
 
     pub async fn get_program(&self) -> anyhow::Result<Response> {
-        self.send("GET", "", Vec::new(), "application/json")
-            .await
+        self.send("GET", "", Vec::new(), "application/json").await
     }
 
     pub async fn enrol(&self, participant: &str, profile: &Value) -> anyhow::Result<Response> {

@@ -405,7 +405,6 @@ async fn read_body(mut body: Incoming, mut too_large: bool) -> BodyRead {
         })
 }
 
-#[allow(clippy::too_many_arguments)]
 /// The key the local runner signs and verifies rep JWTs with (HS256). API Gateway verifies
 /// the identity provider's RS256 tokens against its published keys; locally, tests mint
 /// tokens with [`local_jwt`] and the runner checks them the same way: signature, then expiry.
@@ -457,6 +456,7 @@ fn verify_local_jwt(token: &str) -> Option<BTreeMap<String, String>> {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_apigw_request(
     route: &HttpRoute,
     path_params: BTreeMap<String, String>,
@@ -1253,7 +1253,12 @@ mod tests {
 
         // Path parameters.
         let r = server
-            .send("PUT", "/v1/programs/acme/participants/alice%40example", &[], "{}")
+            .send(
+                "PUT",
+                "/v1/programs/acme/participants/alice%40example",
+                &[],
+                "{}",
+            )
             .await
             .unwrap();
         assert_eq!(r.status, 200);
@@ -1274,7 +1279,12 @@ mod tests {
 
         // Binary bodies arrive base64-encoded.
         let r = server
-            .send("POST", "/v1/programs/acme/events", &[], vec![0xffu8, 0x00, 0x80])
+            .send(
+                "POST",
+                "/v1/programs/acme/events",
+                &[],
+                vec![0xffu8, 0x00, 0x80],
+            )
             .await
             .unwrap();
         let j = r.json().unwrap();
@@ -1302,9 +1312,7 @@ mod tests {
 
         // Routes behind the JWT authorizer: a valid, unexpired token of the runner's key, or
         // API Gateway's 401; its claims reach the function as strings.
-        let claims = |exp: i64| {
-            json!({"sub": "u-1", "carrot_program": "acme", "carrot_participant": "rep-1", "exp": exp})
-        };
+        let claims = |exp: i64| json!({"sub": "u-1", "carrot_program": "acme", "carrot_participant": "rep-1", "exp": exp});
         let valid = local_jwt(&claims(jiff::Timestamp::now().as_second() + 60));
         let expired = local_jwt(&claims(jiff::Timestamp::now().as_second() - 1));
         let mut forged = valid.clone();

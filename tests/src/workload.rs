@@ -66,8 +66,54 @@ pub struct Rep {
     pub distributor: String,
     pub location: String,
     pub behaviour: Behaviour,
-    /// The enrolment body for `PUT /v1/participants/{id}`.
+    /// The enrolment body for `PUT /v1/programs/{program}/participants/{id}`.
     pub profile: Value,
+}
+
+/// The reps as an import file (`POST /v1/programs/{program}/imports`, `text/csv`), every one
+/// enrolled as of `enrolled_at` (a date or RFC 3339 time) when the file creates them.
+pub fn roster_csv(reps: &[Rep], enrolled_at: &str) -> String {
+    const COLUMNS: [&str; 14] = [
+        "participant",
+        "name",
+        "email",
+        "phone",
+        "locale",
+        "time_zone",
+        "role",
+        "distributor",
+        "location",
+        "region",
+        "manager_name",
+        "manager_email",
+        "account",
+        "enrolled_at",
+    ];
+    let cell = |text: &str| {
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut csv = COLUMNS.join(",") + "\n";
+    for rep in reps {
+        let p = &rep.profile;
+        let field = |name: &str| match name {
+            "participant" => rep.id.clone(),
+            "manager_name" => p["manager"]["name"].as_str().unwrap_or_default().to_owned(),
+            "manager_email" => p["manager"]["email"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            "enrolled_at" => enrolled_at.to_owned(),
+            other => p[other].as_str().unwrap_or_default().to_owned(),
+        };
+        let row: Vec<String> = COLUMNS.iter().map(|c| cell(&field(c))).collect();
+        csv.push_str(&row.join(","));
+        csv.push('\n');
+    }
+    csv
 }
 
 /// `count` reps spread over 3 distributors and 12 locations, each location with a manager.

@@ -31,7 +31,7 @@ mod engage;
 mod notify_store;
 #[path = "portal/mod.rs"]
 mod portal;
-#[path = "routes.rs"]
+#[path = "routes/mod.rs"]
 mod routes;
 
 const PROGRAM_YAML: &str = include_str!("../../events/admin/program-points-table.yaml");

@@ -139,17 +139,14 @@ where
         let now = self.clock.now();
         let body = body_bytes(request)?;
         let route_key = request.route_key.as_deref().unwrap_or_default();
-        let route = ROUTES
-            .iter()
-            .find(|r| r.key == route_key)
-            .ok_or_else(|| {
-                Problem::new(
-                    404,
-                    "not-found",
-                    "No such route",
-                    format!("{route_key:?} is not served here"),
-                )
-            })?;
+        let route = ROUTES.iter().find(|r| r.key == route_key).ok_or_else(|| {
+            Problem::new(
+                404,
+                "not-found",
+                "No such route",
+                format!("{route_key:?} is not served here"),
+            )
+        })?;
         let caller = authenticate(&self.keys, request, &body, now, route.permission).await?;
         let path = |name: &str| {
             request

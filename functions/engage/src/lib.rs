@@ -5,9 +5,10 @@
 //! with `{"program": "acme"}`; a rerun on the same day resumes and changes nothing done.
 
 use carrot::ports::{
-    Clock, CloseStore, DeferralStore, EngageStore, EventQueue, PortError, ProgramReader,
-    StatsReader,
+    Clock, CloseStore, DeferralStore, EngageStore, EventQueue, Outbound, PortError,
+    ProgramReader, StatsReader,
 };
+use carrot::service::redeem::RedeemStore;
 use carrot::service::engage::{EngageError, EngageJob};
 use serde_json::{Value, json};
 
@@ -19,17 +20,18 @@ pub enum EngageFailure {
     Run(#[from] EngageError),
 }
 
-pub struct Engage<S, D, P, Q, N, C> {
-    pub job: EngageJob<S, D, P, Q, N, C>,
+pub struct Engage<S, D, P, Q, N, O, C> {
+    pub job: EngageJob<S, D, P, Q, N, O, C>,
 }
 
-impl<S, D, P, Q, N, C> Engage<S, D, P, Q, N, C>
+impl<S, D, P, Q, N, O, C> Engage<S, D, P, Q, N, O, C>
 where
-    S: EngageStore + CloseStore + StatsReader + Clone + 'static,
+    S: EngageStore + CloseStore + StatsReader + RedeemStore + Clone + 'static,
     D: DeferralStore,
     P: ProgramReader,
     Q: EventQueue + 'static,
     N: EventQueue + 'static,
+    O: Outbound,
     C: Clock,
 {
     /// Runs what the payload names. An error fails the invocation, so the scheduler's retry

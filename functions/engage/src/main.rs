@@ -3,6 +3,7 @@
 
 use carrot::adapters::dynamo::{CachedPrograms, DynamoStore, PROGRAM_TTL};
 use carrot::adapters::notify_store::NotifyStore;
+use carrot::adapters::sns::SnsOutbound;
 use carrot::adapters::sqs::SqsEventQueue;
 use carrot::adapters::{clock::SystemClock, sdk_config};
 use carrot::env::required;
@@ -18,6 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let table = required("TABLE_NAME")?;
     let events = required("EVENTS_QUEUE_URL")?;
     let notifications = required("NOTIFICATIONS_QUEUE_URL")?;
+    let outbound = required("OUTBOUND_TOPIC_ARN")?;
     let config = sdk_config().await;
     let store = DynamoStore::from_sdk(&config, table.clone());
     let engage = Engage {
@@ -27,6 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             deferrals: NotifyStore::from_sdk(&config, table),
             events: Arc::new(SqsEventQueue::from_sdk(&config, events)),
             notifications: Arc::new(SqsEventQueue::from_sdk(&config, notifications)),
+            outbound: SnsOutbound::from_sdk(&config, outbound),
             clock: SystemClock,
         },
     };

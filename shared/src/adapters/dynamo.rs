@@ -101,7 +101,11 @@ impl DynamoStore {
         }
     }
 
-    pub(crate) fn record_item(&self, program: &str, record: &EventRecord) -> Result<Item, PortError> {
+    pub(crate) fn record_item(
+        &self,
+        program: &str,
+        record: &EventRecord,
+    ) -> Result<Item, PortError> {
         let mut item = to_item(record).map_err(|e| PortError::Permanent(e.to_string()))?;
         item.extend(key(
             participant_pk(program, &record.participant),
@@ -178,7 +182,10 @@ impl DynamoStore {
         items
     }
 
-    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Consumed, PortError> {
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Consumed, PortError> {
         let result = self
             .client
             .transact_write_items()

@@ -9,7 +9,7 @@
 //!
 //! Records are kept as JSON text (`record`) beside the few attributes conditions test.
 
-use super::dynamo::{DynamoStore, Expr, Item, PROFILE, key, n, participant_pk, s};
+use super::dynamo::{DynamoStore, Expr, Item, key, n, participant_pk, s};
 use super::port_error;
 use crate::domain::quiz::{Attempt, Quiz};
 use crate::domain::spin::{Spin, Used};
@@ -24,7 +24,6 @@ use aws_sdk_dynamodb::types::{
 use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 
 const QUIZ: &str = "QUIZ#";
 const ATTEMPT: &str = "QATT#";
@@ -427,41 +426,13 @@ impl SpinStore for DynamoStore {
     async fn record_spin(&self, program: &str, write: &SpinWrite) -> Result<(), PortError> {
         let spin = &write.spin;
         let pk = participant_pk(program, &spin.participant);
-        // One update of the profile: the cost and any points prize, the lots both move, on
-        // the debit's conditions (see spend.rs): the balance still clears the floor, the
-        // participant is active, each lot spent from still holds what the debit takes.
-        let mut profile = Expr::default();
-        profile.add("balance", n(spin.prize_points() - write.debit.points));
-        let (balance, floor) = (profile.name("balance"), profile.value(n(write.debit.floor)));
-        profile.condition(format!("{balance} >= {floor}"));
-        let (status, active) = (profile.name("status"), profile.value(s("active")));
-        profile.condition(format!("{status} = {active}"));
-        let mut lots: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        for lot in &write.debit.lots {
-            lots.entry(&lot.name).or_default().0 += lot.by;
-            lots.entry(&lot.name).or_default().1 = -lot.by;
-        }
-        for lot in write.prize.iter().flat_map(|p| &p.adds) {
-            lots.entry(&lot.name).or_default().0 += lot.by;
-        }
-        for (name, (by, held)) in lots {
-            profile.add(name, n(by));
-            if held > 0 {
-                let (name, held) = (profile.name(name), profile.value(n(held)));
-                profile.condition(format!("{name} >= {held}"));
-            }
-        }
-        let mut items = vec![
-            self.update(key(pk.clone(), PROFILE.to_owned()), profile),
-            self.put_new(self.record_item(program, &write.cost)?),
-            self.put_new(with_record(
-                key(pk.clone(), format!("{SPIN}{}", spin.id)),
-                spin,
-            )),
-        ];
-        if let Some(prize) = &write.prize {
-            items.push(self.put_new(self.record_item(program, prize)?));
-        }
+        // The cost and any points prize: one profile update (see spend.rs).
+        let credits: Vec<_> = write.prize.iter().collect();
+        let mut items = self.debit_items(program, &write.cost, &write.debit, &credits)?;
+        items.push(self.put_new(with_record(
+            key(pk.clone(), format!("{SPIN}{}", spin.id)),
+            spin,
+        )));
         if let Some((period, most)) = &write.limit {
             let mut counter = Expr::default();
             counter.add("n", n(1));

@@ -53,10 +53,7 @@ impl DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(
-                participant_pk(program, participant),
-                PROFILE.to_owned(),
-            )))
+            .set_key(Some(self.profile_key(program, participant)))
             .consistent_read(true)
             .send()
             .await
@@ -158,5 +155,98 @@ impl DynamoStore {
 
     fn profile_key(&self, program: &str, participant: &str) -> Item {
         key(participant_pk(program, participant), PROFILE.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::engine::{Added, Scope};
+    use crate::domain::wallet::Entry;
+    use serde_json::Map;
+
+    fn store() -> DynamoStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "carrot")
+    }
+
+    fn lot(name: &str, by: i64) -> Added {
+        Added {
+            scope: Scope::Profile,
+            name: name.to_owned(),
+            by,
+        }
+    }
+
+    fn record(id: &str, points: i64, lots: Vec<Added>) -> EventRecord {
+        Entry {
+            event_id: id.to_owned(),
+            participant: "rep-1",
+            points,
+            event_type: "test",
+            lots,
+            attributes: Map::new(),
+            note: None,
+        }
+        .record(jiff::Timestamp::UNIX_EPOCH, &jiff::tz::TimeZone::UTC)
+    }
+
+    /// The update expression with its placeholders resolved.
+    fn readable(item: &TransactWriteItem) -> (String, String) {
+        let update = item.update().expect("an update");
+        let mut names: Vec<_> = update
+            .expression_attribute_names()
+            .unwrap()
+            .iter()
+            .collect();
+        let mut values: Vec<_> = update
+            .expression_attribute_values()
+            .unwrap()
+            .iter()
+            .collect();
+        // Longest placeholders first, so `#a1` does not eat the start of `#a10`.
+        names.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+        values.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+        let resolve = |text: &str| {
+            let mut text = text.to_owned();
+            for (k, v) in &names {
+                text = text.replace(k.as_str(), v);
+            }
+            for (k, v) in &values {
+                text = text.replace(k.as_str(), v.as_n().unwrap_or(&format!("{v:?}")));
+            }
+            text
+        };
+        (
+            resolve(update.update_expression()),
+            resolve(update.condition_expression().unwrap_or_default()),
+        )
+    }
+
+    #[test]
+    fn a_spend_and_a_credit_of_one_participant_are_one_profile_update() {
+        let debit = Debit {
+            points: 100,
+            floor: 400,
+            lots: vec![lot("exp@2027-01-31", -60), lot("exp@2027-02-28", -40)],
+        };
+        let spent = record("spin:s-1", -100, debit.lots.clone());
+        let prize = record("spin:s-1:prize", 50, vec![lot("exp@2027-02-28", 50)]);
+        let items = store()
+            .debit_items("acme", &spent, &debit, &[&prize])
+            .unwrap();
+        assert_eq!(items.len(), 3, "two records and one profile update");
+        assert!(items[..2].iter().all(|i| i.put().is_some()));
+        let (update, condition) = readable(&items[2]);
+        assert_eq!(
+            update,
+            "ADD balance -50, exp@2027-01-31 -60, exp@2027-02-28 10"
+        );
+        assert_eq!(
+            condition,
+            "balance >= 400 AND status = S(\"active\") AND exp@2027-01-31 >= 60 AND exp@2027-02-28 >= 40"
+        );
     }
 }

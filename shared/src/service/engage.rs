@@ -1,5 +1,6 @@
 //! The daily engagement run, invoked hourly by the scheduler. For each program it first puts
-//! back on the notifications queue every SMS whose quiet hours are over; then, once a day
+//! back on the notifications queue every SMS whose quiet hours are over and publishes the
+//! outbound events redemption left in its outbox (`service::redeem::drain`); then, once a day
 //! at `segments.run_hour` in the program's time zone, it:
 //!
 //! 1. reads every member with the months the segmentation needs and computes each one's
@@ -14,6 +15,7 @@
 //! invocation) sends and credits nothing twice; the state it stores makes the plan of a member
 //! already done empty.
 
+use super::redeem::{RedeemStore, drain};
 use super::{SendAll, bonus_message};
 use crate::domain::counters::MonthStats;
 use crate::domain::journey::{JourneyAction, JourneyMember, JourneyState, MonthTarget, plan};
@@ -27,7 +29,7 @@ use crate::domain::segments::{
 use crate::domain::standings::{BOARD_SHARDS, Totals};
 use crate::domain::wallet::Wallet;
 use crate::ports::{
-    Clock, DeferralStore, EngageMember, EngageRun, EngageStore, EventQueue, PortError,
+    Clock, DeferralStore, EngageMember, EngageRun, EngageStore, EventQueue, Outbound, PortError,
     ProgramReader, QueueMessage, SegmentChange, StatsReader,
 };
 use jiff::civil::Date;
@@ -54,6 +56,8 @@ pub enum EngageError {
 pub struct RunSummary {
     pub program: String,
     pub released: usize,
+    /// Outbound events whose request did not publish them, published now.
+    pub published: usize,
     /// The local date of the daily run, when one ran.
     pub day: Option<String>,
     pub members: usize,
@@ -76,23 +80,26 @@ impl RunSummary {
     }
 }
 
-pub struct EngageJob<S, D, P, Q, N, C> {
+pub struct EngageJob<S, D, P, Q, N, O, C> {
     pub store: S,
     pub deferrals: D,
     pub programs: P,
     /// Shared by the roster shards' parallel tasks.
     pub events: Arc<Q>,
     pub notifications: Arc<N>,
+    /// The outbound topic: order events left in the outbox.
+    pub outbound: O,
     pub clock: C,
 }
 
-impl<S, D, P, Q, N, C> EngageJob<S, D, P, Q, N, C>
+impl<S, D, P, Q, N, O, C> EngageJob<S, D, P, Q, N, O, C>
 where
-    S: EngageStore + StatsReader + Clone + 'static,
+    S: EngageStore + StatsReader + RedeemStore + Clone + 'static,
     D: DeferralStore,
     P: ProgramReader,
     Q: EventQueue + 'static,
     N: EventQueue + 'static,
+    O: Outbound,
     C: Clock,
 {
     /// The hourly tick: every program with a stored configuration. One failing program does
@@ -120,6 +127,11 @@ where
             released: self.release(program_id, now).await?,
             ..RunSummary::default()
         };
+        // A topic that is down must not hold up the daily run: the next hour drains again.
+        match drain(&self.store, &self.outbound, program_id, now).await {
+            Ok(published) => summary.published = published,
+            Err(error) => tracing::warn!(program_id, %error, "outbox drain failed"),
+        }
         let Some(versions) = self.programs.versions(program_id).await? else {
             return Ok(summary);
         };

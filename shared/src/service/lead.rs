@@ -456,3 +456,17 @@ fn text(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn companies_are_told_apart_by_their_words_in_any_case() {
+        assert_eq!(company_key("Nordic Forklift AB"), "nordic forklift ab");
+        assert_eq!(company_key("  nordic  FORKLIFT ab. "), "nordic forklift ab");
+        assert_eq!(company_key("Lift & Co"), "lift co");
+        assert_eq!(company_key("Ärlig Truck"), "ärlig truck");
+        assert_eq!(company_key("—"), "");
+    }
+}

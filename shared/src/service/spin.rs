@@ -125,7 +125,7 @@ where
     if let Some(done) = store.spin(program, participant, &id).await? {
         return Ok((done, false));
     }
-    let versions = programs.versions(program).await?;
+    let versions = programs.versions_for(program, now).await?;
     let config = versions.as_ref().map(|v| v.at(now).clone());
     let Some(config) = config.filter(|p| p.spin.enabled) else {
         return Err(Refusal::Conflict(
@@ -137,7 +137,7 @@ where
         let write = decide(store, &config, participant, &id, number, now).await?;
         match store.record_spin(program, &write).await {
             Ok(()) => {
-                tracing::info!(program, participant, spin = %id, outcome = ?outcome_name(&write.spin.outcome), "spin");
+                tracing::info!(program, participant, spin = %id, outcome = outcome_name(&write.spin.outcome), "spin");
                 announce(outbound, program, &write.spin).await;
                 return Ok((write.spin, true));
             }

@@ -8,6 +8,11 @@
 //! suspensions, and each period's report. Last, the daily engagement run segments the reps
 //! and plans their journeys, and the sender mails and texts them through moto's SES and SNS
 //! (quiet hours, simulated SES feedback); every message is written to target/demo/messages/.
+//! Then a portal's view (`demo/portal.rs`): statements, an order, a quiz, a lead, a partner
+//! account's transfer, a rep's JWT.
+
+#[path = "demo/portal.rs"]
+mod portal;
 
 use anyhow::Context;
 use carrot::domain::counters::PeriodTotals;
@@ -23,7 +28,7 @@ use carrot_local::deployment::{ApiClient, Deployment};
 use carrot_local::mail::{decode_words, header, mime_part};
 use carrot_local::runner::SqsEventSourceOptions;
 use carrot_local::stack::{LocalStack, SentEmail, SentSms};
-use carrot_local::workload::{Behaviour, Rep, months_of_events, roster};
+use carrot_local::workload::{Behaviour, Rep, months_of_events, roster, roster_csv};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -162,19 +167,26 @@ async fn run(
         .first_of_month()
         .checked_sub(jiff::Span::new().months(MONTHS as i64))?;
     let launch = first_day.to_zoned(zone.clone())?.timestamp();
-    let dynamodb = stack.dynamodb_client();
-    for rep in early {
-        let r = admin.enrol(&rep.id, &rep.profile).await?;
-        anyhow::ensure!(r.status == 201, "enrolment failed: {:?}", r.body);
-        backdate_enrolment(&dynamodb, deployment.resources.table(), &rep.id, launch).await?;
+    // The program's roster, moved over from the old system: enrolled as of its start, so each
+    // rep is as far into their journey as they really are (and the stick judges them).
+    let csv = roster_csv(early, &launch.to_string());
+    let mut outcomes = Vec::new();
+    for attempt in ["first", "again"] {
+        let r = admin
+            .send("POST", "/imports", csv.clone().into_bytes(), "text/csv")
+            .await?;
+        anyhow::ensure!(r.status == 200, "import failed: {:?}", r.body);
+        anyhow::ensure!(r.body["errors"] == 0, "rows refused: {}", r.body);
+        outcomes.push(format!(
+            "{attempt}: {} created, {} updated, {} unchanged",
+            r.body["created"], r.body["updated"], r.body["unchanged"]
+        ));
     }
     println!(
-        "3. Enrolled {} reps of 3 distributors and 12 locations; {} more join after the months",
+        "3. POST /v1/programs/acme/imports (CSV, {} rows, enrolled_at {first_day}, the program's start): {}; {} more reps join after the months",
         early.len(),
+        outcomes.join("; "),
         late.len()
-    );
-    println!(
-        "   The program started on {first_day}: the API enrols as of now, so, as a migration from the old system would, the demo sets their enrolment date to then in the table (the stick only judges reps enrolled for its grace days)"
     );
 
     let months = months_of_events(&reps, first_day, MONTHS, &zone, 0.08, RETURN_SHARE, 7);
@@ -515,6 +527,15 @@ async fn run(
         out: written.join("messages"),
     }
     .run(11 + labels.len(), today)
+    .await?;
+    portal::PortalStep {
+        stack,
+        deployment,
+        admin: &admin,
+        reps: &reps,
+        late,
+    }
+    .run(12 + labels.len())
     .await
 }
 
@@ -531,33 +552,6 @@ async fn get_ok(client: &ApiClient, path: &str) -> anyhow::Result<Value> {
         anyhow::ensure!(r.status == 200, "GET {path}: {} {}", r.status, r.body);
         return Ok(r.body);
     }
-}
-
-/// Sets a participant's enrolment date, as a migration of an existing program would: the
-/// enrolment route records the time of the call.
-async fn backdate_enrolment(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    participant: &str,
-    at: jiff::Timestamp,
-) -> anyhow::Result<()> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    dynamodb
-        .update_item()
-        .table_name(table)
-        .key(
-            "pk",
-            AttributeValue::S(format!("P#{PROGRAM}#{participant}")),
-        )
-        .key("sk", AttributeValue::S("PROFILE".to_owned()))
-        .update_expression("SET enrolled_at = :at")
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_values(":at", AttributeValue::S(at.to_string()))
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
-        .with_context(|| format!("backdating the enrolment of {participant}"))?;
-    Ok(())
 }
 
 /// The sample program's boards and drawing the close sections show, found by what they rank.
@@ -716,9 +710,7 @@ impl Closing<'_> {
             .award
             .wait_idle(Duration::from_secs(120))
             .await?;
-        let report = self
-            .get(self.admin, &format!("/reports/{label}"))
-            .await?;
+        let report = self.get(self.admin, &format!("/reports/{label}")).await?;
 
         let board = self
             .get(
@@ -1030,9 +1022,7 @@ impl Closing<'_> {
                 place["award"].as_str().unwrap_or_default()
             );
         }
-        let report = self
-            .get(self.admin, &format!("/reports/{label}"))
-            .await?;
+        let report = self.get(self.admin, &format!("/reports/{label}")).await?;
         self.write_report(&label, &report).await
     }
 
@@ -1636,9 +1626,11 @@ impl Engaging<'_> {
     async fn logs(&self, ids: &[String]) -> anyhow::Result<Logs> {
         let mut tasks = tokio::task::JoinSet::new();
         for chunk in ids.chunks(ids.len().div_ceil(8).max(1)) {
-            let client = self
-                .deployment
-                .client(self.admin.program(), self.admin.key_id(), self.admin.secret());
+            let client = self.deployment.client(
+                self.admin.program(),
+                self.admin.key_id(),
+                self.admin.secret(),
+            );
             let chunk = chunk.to_vec();
             tasks.spawn(async move {
                 let mut logs = Vec::new();

@@ -175,7 +175,7 @@ async fn a_close_killed_at_any_point_and_rerun_gives_the_same_result() -> anyhow
         tenants.push(Tenant::create(&deployment, &format!("crash-killed-at-{percent}")).await?);
     }
     for tenant in &tenants {
-        tenant.enrol(&deployment, &reps, &m1).await?;
+        tenant.enrol(&reps, &m1).await?;
         tenant.post(&reps).await?;
     }
     deployment.award.wait_idle(AWARD_IDLE).await?;

@@ -8,12 +8,10 @@ mod month;
 mod stick;
 
 use anyhow::Context;
-use aws_sdk_dynamodb::types::AttributeValue;
 use carrot::domain::drawing::{DrawingRecord, Entrant};
 use carrot::domain::envelope::BONUS_TYPE;
 use carrot::ports::StatsReader;
 use carrot_local::deployment::{ApiClient, Deployment};
-use carrot_local::stack::LocalStack;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
@@ -185,29 +183,28 @@ pub(crate) struct Tenant {
     pub(crate) admin: ApiClient,
 }
 
-/// Moves a participant's enrolment to `at`, as if they had enrolled then.
-pub(crate) async fn backdate_enrolment(
-    deployment: &Deployment,
-    program: &str,
+/// Enrols a participant as of `at`, as the import of an existing roster does.
+pub(crate) async fn enrol_as_of(
+    admin: &ApiClient,
     participant: &str,
+    profile: &Value,
     at: Timestamp,
 ) -> anyhow::Result<()> {
-    LocalStack::start_or_reuse()
-        .await?
-        .dynamodb_client()
-        .update_item()
-        .table_name(deployment.resources.table())
-        .key(
-            "pk",
-            AttributeValue::S(format!("P#{program}#{participant}")),
+    let mut row = profile.as_object().cloned().context("a profile")?;
+    row.insert("participant".into(), json!(participant));
+    row.insert("enrolled_at".into(), json!(at.to_string()));
+    let imported = admin
+        .send(
+            "POST",
+            "/imports",
+            Value::Object(row).to_string().into_bytes(),
+            "application/x-ndjson",
         )
-        .key("sk", AttributeValue::S("PROFILE".into()))
-        .update_expression("SET enrolled_at = :at")
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_values(":at", AttributeValue::S(at.to_string()))
-        .send()
-        .await
-        .context("backdating an enrolment")?;
+        .await?;
+    anyhow::ensure!(
+        imported.status == 200 && imported.body["created"] == 1,
+        "{imported:?}"
+    );
     Ok(())
 }
 
@@ -241,23 +238,16 @@ impl Tenant {
         })
     }
 
-    /// Enrols the reps (all at once), then moves their enrolment before the months under
-    /// test: the stick judges nobody for a month that ended before they enrolled.
-    async fn enrol(
-        &self,
-        deployment: &Deployment,
-        reps: &[Rep],
-        before: &Month,
-    ) -> anyhow::Result<()> {
+    /// Enrols the reps as of before the months under test: the stick judges nobody for a
+    /// month that ended before they enrolled.
+    async fn enrol(&self, reps: &[Rep], before: &Month) -> anyhow::Result<()> {
         let enrolled_at = before
             .first
             .checked_sub(30.days())?
             .to_zoned(TimeZone::get(ZONE)?)?
             .timestamp();
         for rep in reps {
-            let enrolled = self.admin.enrol(&rep.id, &rep.profile()).await?;
-            anyhow::ensure!(enrolled.status == 201, "{enrolled:?}");
-            backdate_enrolment(deployment, &self.id, &rep.id, enrolled_at).await?;
+            enrol_as_of(&self.admin, &rep.id, &rep.profile(), enrolled_at).await?;
         }
         Ok(())
     }

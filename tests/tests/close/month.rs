@@ -127,7 +127,7 @@ async fn a_closed_month_credits_its_bonuses_once_and_publishes_a_verifiable_draw
     .await?;
     let tenant = Tenant::create(&deployment, PROGRAM).await?;
     let reps = reps(&m1);
-    tenant.enrol(&deployment, &reps, &m1).await?;
+    tenant.enrol(&reps, &m1).await?;
     tenant.post(&reps).await?;
     deployment.award.wait_idle(AWARD_IDLE).await?;
     let label = m1.label.as_str();

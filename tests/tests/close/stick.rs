@@ -68,7 +68,7 @@ async fn the_strike_ladder_runs_over_three_months() -> anyhow::Result<()> {
         Rep::new("rep-c", "south", true).deals(&m3, &[3, 4]),
         Rep::new("rep-d", "south", false).logins(&m2, &[5, 6, 7]),
     ];
-    tenant.enrol(&deployment, &reps, &m1).await?;
+    tenant.enrol(&reps, &m1).await?;
     tenant.post(&reps).await?;
     deployment.award.wait_idle(AWARD_IDLE).await?;
     let status = async |participant: &str| -> anyhow::Result<String> {

@@ -5,7 +5,7 @@
 mod journeys;
 mod sender;
 
-use crate::close::{Tenant, backdate_enrolment};
+use crate::close::{Tenant, enrol_as_of};
 use anyhow::Context;
 use carrot_local::deployment::Deployment;
 use carrot_local::mail::mime_part;
@@ -122,10 +122,8 @@ async fn setup(
         .context("storing the engagement program")?;
     let now = Timestamp::now();
     for rep in reps {
-        let enrolled = tenant.admin.enrol(rep.id, &rep.profile(&program)).await?;
-        anyhow::ensure!(enrolled.status == 201, "{enrolled:?}");
         let at = now - SignedDuration::from_hours(24 * rep.enrolled_days_ago);
-        backdate_enrolment(&deployment, &program, rep.id, at).await?;
+        enrol_as_of(&tenant.admin, rep.id, &rep.profile(&program), at).await?;
     }
     Ok((stack, deployment, tenant))
 }

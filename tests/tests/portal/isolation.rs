@@ -41,7 +41,12 @@ async fn a_key_of_another_program_gets_403_on_every_route_and_writes_nothing() -
 {
     let setup = setup("isolation", options(2, 0.0)).await?;
     let deployment = &setup.deployment;
-    let everything = ["events:write", "participants:read", "redemptions:write", "admin"];
+    let everything = [
+        "events:write",
+        "participants:read",
+        "redemptions:write",
+        "admin",
+    ];
     let intruder = deployment
         .create_key("intruder", "other-program", &everything)
         .await?;
@@ -62,7 +67,11 @@ async fn a_key_of_another_program_gets_403_on_every_route_and_writes_nothing() -
         assert_eq!(r.content_type, "application/problem+json", "{}", route.key);
         assert_eq!(r.body["type"], "https://carrot.dev/problems/forbidden");
     }
-    assert_eq!(deployment.item_count(&dynamodb).await?, before, "nothing written");
+    assert_eq!(
+        deployment.item_count(&dynamodb).await?,
+        before,
+        "nothing written"
+    );
 
     // A key of the program lacking the route's permission: 403 as well.
     for permission in everything {
@@ -72,21 +81,35 @@ async fn a_key_of_another_program_gets_403_on_every_route_and_writes_nothing() -
             .filter(|p| *p != permission)
             .collect();
         let key = deployment
-            .create_key(&format!("without-{}", permission.replace(':', "-")), PROGRAM, &narrow)
+            .create_key(
+                &format!("without-{}", permission.replace(':', "-")),
+                PROGRAM,
+                &narrow,
+            )
             .await?;
-        for route in routes.iter().filter(|r| r.permission.as_str() == permission) {
+        for route in routes
+            .iter()
+            .filter(|r| r.permission.as_str() == permission)
+        {
             let (method, path) = path_of(route, PROGRAM);
             let r = key
                 .send_absolute(&method, &path, b"{}".to_vec(), "application/json")
                 .await?;
             assert_eq!(r.status, 403, "{} without {permission}: {r:?}", route.key);
             assert!(
-                r.body["detail"].as_str().unwrap_or_default().contains(permission),
+                r.body["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(permission),
                 "{r:?}"
             );
         }
     }
-    assert_eq!(deployment.item_count(&dynamodb).await?, before, "nothing written");
+    assert_eq!(
+        deployment.item_count(&dynamodb).await?,
+        before,
+        "nothing written"
+    );
 
     // A rep's token names its own program and participant: there is no path to forge.
     let own = deployment

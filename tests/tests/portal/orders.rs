@@ -271,10 +271,10 @@ async fn two_hundred_concurrent_orders_against_one_balance_never_overdraw() -> a
         200 - expected
     );
 
-    // Stock: 60 concurrent orders of three reps for 7 caps.
+    // Stock: 60 concurrent orders of two reps with points to spare for 7 caps.
     let orders = (0..60).map(|i| {
         let client = shop.shop.clone();
-        let rep = reps[i % 3];
+        let rep = reps[1 + i % 2];
         tokio::spawn(async move {
             let body = json!({"idempotency_key": format!("cap-{i}"), "item": "cap",
                 "shipping": address()});
@@ -798,11 +798,27 @@ async fn each_order_event_is_published_once_and_the_outbox_drains_what_publishin
         stack.sns_client(),
         shop.deployment.resources.topic_arn("OutboundTopic"),
     );
-    let store = &shop.deployment.store;
-    assert_eq!(drain(store, &topic, PROGRAM, now).await?, 0, "too young");
-    let later = now + jiff::SignedDuration::from_secs(61);
-    assert_eq!(drain(store, &topic, PROGRAM, later).await?, 1);
-    assert_eq!(drain(store, &topic, PROGRAM, later).await?, 0);
+    assert_eq!(
+        drain(&shop.deployment.store, &topic, PROGRAM, now).await?,
+        0,
+        "too young"
+    );
+    // The hourly engagement run drains it, once.
+    shop.deployment
+        .clock
+        .set(now + jiff::SignedDuration::from_secs(61));
+    let run = shop
+        .deployment
+        .engage
+        .handle(json!({"program": PROGRAM}))
+        .await?;
+    assert_eq!(run["runs"][0]["published"], 1, "{run}");
+    let run = shop
+        .deployment
+        .engage
+        .handle(json!({"program": PROGRAM}))
+        .await?;
+    assert_eq!(run["runs"][0]["published"], 0, "{run}");
     assert_eq!(shop.outbox_len().await?, 0);
     let events = shop.deployment.drain_queue(&topic_queue).await?;
     assert_eq!(events.len(), 1);

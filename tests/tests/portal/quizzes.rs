@@ -842,3 +842,218 @@ async fn spins_debit_once_never_overdraw_stay_within_budget_and_limit_and_are_au
     );
     p.deployment.stop().await
 }
+
+/// The store's conditions on their own: an attempt counter moves only from what was read and
+/// an attempt id is taken once; a company is tipped once while open and a lead decided once;
+/// a spin is refused whole when the budget has no room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_writes_only_from_the_state_it_was_decided_on() -> anyhow::Result<()> {
+    use carrot::domain::quiz::{Attempt, Quiz};
+    use carrot::ports::PortError;
+    use carrot::service::lead::{Lead, LeadStatus, LeadStore};
+    use carrot::service::quiz::QuizStore;
+    use carrot::service::spin::SpinStore;
+
+    let p = portal("portal-store", &with_spins()).await?;
+    p.enrol_with("rep-1", 100).await?;
+    p.settle().await?;
+    let store = &p.deployment.store;
+
+    let quiz = Quiz::from_json("mx-500", &quiz("MX-500", 2, false)).unwrap();
+    assert!(
+        store
+            .put_quiz(PROGRAM, &quiz, "test", jiff::Timestamp::now())
+            .await?
+    );
+    assert!(
+        !store
+            .put_quiz(PROGRAM, &quiz, "test", jiff::Timestamp::now())
+            .await?
+    );
+    let attempt = |id: &str, number: u32| Attempt {
+        quiz: "mx-500".into(),
+        id: id.into(),
+        number,
+        answers: answers(5),
+        grading: quiz.grade(&answers(5)).unwrap(),
+        event_id: format!("quiz:mx-500:{id}"),
+        at: jiff::Timestamp::now().to_string(),
+    };
+    store
+        .record_attempt(PROGRAM, "rep-1", &attempt("a", 1))
+        .await?;
+    for (id, number) in [("b", 1), ("b", 3), ("a", 2)] {
+        let refused = store
+            .record_attempt(PROGRAM, "rep-1", &attempt(id, number))
+            .await;
+        assert_eq!(refused, Err(PortError::ConditionFailed), "{id} as {number}");
+    }
+    store
+        .record_attempt(PROGRAM, "rep-1", &attempt("b", 2))
+        .await?;
+    let made = store.attempts(PROGRAM, "rep-1", Some("mx-500")).await?;
+    assert_eq!(
+        made.iter()
+            .map(|a| (a.id.as_str(), a.number))
+            .collect::<Vec<_>>(),
+        [("a", 1), ("b", 2)]
+    );
+
+    let lead = |id: &str, company: &str| Lead {
+        id: id.into(),
+        participant: "rep-1".into(),
+        company: company.into(),
+        contact: None,
+        note: None,
+        status: LeadStatus::Pending,
+        submitted_at: jiff::Timestamp::now().to_string(),
+        decided_at: None,
+        decided_by: None,
+        reason: None,
+        event_id: format!("lead:rep-1:{id}"),
+        queued_at: None,
+    };
+    store.submit(PROGRAM, &lead("L-1", "Baltic Lift")).await?;
+    assert_eq!(
+        store.submit(PROGRAM, &lead("L-2", "BALTIC lift!")).await,
+        Err(PortError::ConditionFailed)
+    );
+    assert_eq!(
+        store.submit(PROGRAM, &lead("L-1", "Other")).await,
+        Err(PortError::ConditionFailed)
+    );
+    let rejected = Lead {
+        status: LeadStatus::Rejected,
+        reason: Some("no".into()),
+        ..lead("L-1", "Baltic Lift")
+    };
+    store.decide(PROGRAM, &rejected).await?;
+    let approved = Lead {
+        status: LeadStatus::Approved,
+        ..lead("L-1", "Baltic Lift")
+    };
+    assert_eq!(
+        store.decide(PROGRAM, &approved).await,
+        Err(PortError::ConditionFailed)
+    );
+    assert_eq!(
+        store.lead(PROGRAM, "rep-1", "L-1").await?.unwrap().status,
+        LeadStatus::Rejected
+    );
+    store.submit(PROGRAM, &lead("L-2", "BALTIC lift!")).await?;
+
+    // A spin decided on an empty budget, written after the budget filled up, writes nothing.
+    let response = send(
+        &p.portal,
+        "POST",
+        "/participants/rep-1/spins",
+        json!({"id": "s-1"}),
+    )
+    .await?;
+    assert_eq!(response.status, 201, "{response:?}");
+    let before = p.balance("rep-1").await?;
+    let (used, spins) = store
+        .usage(
+            PROGRAM,
+            "rep-1",
+            response.body["budget_period"].as_str().unwrap(),
+            None,
+        )
+        .await?;
+    assert_eq!((used.points, used.prizes, spins), (50, 1, 0));
+    let spin: carrot::domain::spin::Spin = serde_json::from_value(response.body.clone())?;
+    assert_eq!(
+        store.spin(PROGRAM, "rep-1", "s-1").await?,
+        Some(spin.clone())
+    );
+    assert_eq!(before, 100 - 10 + 50);
+    let now = jiff::Timestamp::now();
+    let zone = jiff::tz::TimeZone::get("Europe/Stockholm")?;
+    let cost = carrot::domain::wallet::Entry {
+        event_id: "spin:s-2".into(),
+        participant: "rep-1",
+        points: -10,
+        event_type: "spin.played",
+        lots: Vec::new(),
+        attributes: serde_json::Map::new(),
+        note: None,
+    }
+    .record(now, &zone);
+    let late = carrot::service::spin::SpinWrite {
+        spin: carrot::domain::spin::Spin {
+            id: "s-2".into(),
+            ..spin.clone()
+        },
+        cost,
+        debit: carrot::domain::wallet::Debit {
+            points: 10,
+            floor: 10,
+            lots: Vec::new(),
+        },
+        prize: None,
+        // Decided when the budget had 40 points used at most: it has 50 now.
+        budget: Some(carrot::service::spin::BudgetWrite {
+            period: spin.budget_period.clone(),
+            points: 50,
+            points_room: Some(40),
+            prizes_room: None,
+        }),
+        limit: None,
+    };
+    assert_eq!(
+        store.record_spin(PROGRAM, &late).await,
+        Err(PortError::ConditionFailed)
+    );
+    assert_eq!(store.spin(PROGRAM, "rep-1", "s-2").await?, None);
+    assert_eq!(p.balance("rep-1").await?, before, "nothing debited");
+    assert!(p.records("rep-1", "spin:s-2").await?.is_empty());
+    p.deployment.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_physical_prize_goes_out_for_fulfilment_once() -> anyhow::Result<()> {
+    let stack = carrot_local::stack::LocalStack::start_or_reuse().await?;
+    let program = format!(
+        "{SAMPLE}\nspin:\n  enabled: true\n  cost: 25\n  prizes:\n    - {{ id: headphones, name: Headphones, item: HP-200, odds: \"1/1\" }}\n  budget: {{ per: year, prizes: 1 }}\n"
+    );
+    let p = portal("portal-spin-item", &program).await?;
+    let fulfilment = stack
+        .subscribe_queue(&p.deployment.resources, "OutboundTopic")
+        .await?;
+    p.enrol_with("rep-1", 100).await?;
+    p.settle().await?;
+    let path = "/participants/rep-1/spins";
+    let won = send(&p.portal, "POST", path, json!({"id": "s-1"})).await?;
+    assert_eq!(won.status, 201, "{won:?}");
+    assert_eq!(won.body["prize"]["item"], "HP-200");
+    assert_eq!(
+        send(&p.portal, "POST", path, json!({"id": "s-1"}))
+            .await?
+            .status,
+        200
+    );
+    let spent = send(&p.portal, "POST", path, json!({"id": "s-2"})).await?;
+    assert_eq!(
+        (
+            spent.body["outcome"].clone(),
+            spent.body["budget_left"]["prizes"].clone()
+        ),
+        (json!("budget_spent"), json!(0))
+    );
+    // Points only moved for the two costs: an item is not credited.
+    assert_eq!(p.balance("rep-1").await?, 100 - 2 * 25);
+    let events: Vec<Value> = p
+        .deployment
+        .drain_queue(&fulfilment)
+        .await?
+        .iter()
+        .map(|body| serde_json::from_str(body))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["id"], "acme:rep-1:s-1:spin.won");
+    assert_eq!(
+        (events[0]["type"].clone(), events[0]["item"].clone()),
+        (json!("spin.won"), json!("HP-200"))
+    );
+    p.deployment.stop().await
+}
