@@ -345,9 +345,7 @@ async fn bad_requests_are_refused_clearly_and_write_nothing() -> anyhow::Result<
     let r = post_signed(&crm, "no-such-key", crm.secret(), now, &body).await?;
     assert_eq!(r.status, 401);
     // No signature headers at all.
-    let r = crm
-        .send_raw("POST", "/events", body.clone(), &[])
-        .await?;
+    let r = crm.send_raw("POST", "/events", body.clone(), &[]).await?;
     assert_eq!(r.status, 401);
     // Program B's key cannot configure program A; an events key cannot administer.
     let r = other_program.put_program(PROGRAM_YAML).await?;
@@ -1095,6 +1093,18 @@ async fn the_calculator_quotes_what_the_award_function_then_awards_under_the_sam
         (posted.status, problem_fields(&posted)),
         (400, vec!["type".to_owned()])
     );
+    // Ids in Carrot's own namespaces (an order's debit, an adjustment) cannot be taken.
+    for id in ["order:o-1", "adj:fair-2026", "quiz:welcome:a-1"] {
+        let posted = crm
+            .post_events(&json!({"id": id, "participant": "rep-anna", "type": "portal.login",
+                "occurred_at": jiff::Timestamp::now().to_string()}))
+            .await?;
+        assert_eq!(
+            (posted.status, problem_fields(&posted)),
+            (400, vec!["id".to_owned()]),
+            "{posted:?}"
+        );
+    }
     let r = crm
         .calculate(&json!({"participant": "rep-anna", "type": "portal.login"}))
         .await?;

@@ -19,7 +19,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use carrot::domain::envelope::{ADJUSTMENT_TYPE, parse_event};
 use carrot::domain::error::{FieldError, FieldErrors, check_identifier};
 use carrot::domain::money::json_kind;
-use carrot::domain::participant::Profile;
+use carrot::domain::participant::Enrolling;
 use carrot::domain::program::Program;
 use carrot::domain::queued::QueuedEvent;
 use carrot::http::{
@@ -437,15 +437,16 @@ where
             ));
         }
         let value = Value::Object(json_object(body)?);
-        let profile = Profile::from_json(&value)
+        let now = self.clock.now();
+        let enrolling = Enrolling::from_json(&value, &[], now)
             .map_err(|errors| Problem::invalid("the profile is not valid", errors))?;
         let enrolment = enrol(
             &self.store,
             &self.queue,
             &caller.program,
             participant,
-            &profile,
-            self.clock.now(),
+            enrolling,
+            now,
         )
         .await
         .map_err(|e| Problem::unavailable(&e))?;

@@ -5,11 +5,11 @@
 //! with `{"program": "acme"}`; a rerun on the same day resumes and changes nothing done.
 
 use carrot::ports::{
-    Clock, CloseStore, DeferralStore, EngageStore, EventQueue, Outbound, PortError,
-    ProgramReader, StatsReader,
+    Clock, CloseStore, DeferralStore, EngageStore, EventQueue, Outbound, PortError, ProgramReader,
+    StatsReader,
 };
-use carrot::service::redeem::RedeemStore;
 use carrot::service::engage::{EngageError, EngageJob};
+use carrot::service::redeem::RedeemStore;
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,6 @@ pub mod ses;
 pub mod sns;
 pub mod spend;
 pub mod sqs;
-pub mod statement_store;
 
 use crate::ports::PortError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

@@ -459,6 +459,9 @@ impl SpinStore for DynamoStore {
             }
             items.push(self.update(spin_budget_key(program, &budget.period), counter));
         }
+        if let Some(announcement) = &write.announcement {
+            items.push(self.outbox_put(program, announcement));
+        }
         self.transact(items).await.map(|_| ())
     }
 }

@@ -5,7 +5,7 @@
 //! - `P#{program}#{participant}` / `ORDER#{order}`: an order, keyed by its idempotency key.
 //!   Its ledger record `E#order:{order}` (and `E#refund:{order}` when cancelled) sits beside.
 //! - `OUTBOX#{program}` / `{created ms, 13 digits}#{event id}`: an outbound event committed
-//!   with its order and not yet published.
+//!   with its order (or a spin's physical prize) and not yet published.
 
 use super::dynamo::{DynamoStore, EVENT, Expr, Item, corrupt, key, n, participant_pk, s};
 use super::port_error;
@@ -102,7 +102,8 @@ impl DynamoStore {
         )
     }
 
-    fn outbox_put(&self, program: &str, outgoing: &Outgoing) -> TransactWriteItem {
+    /// An outbound event, written in the transaction of what it announces.
+    pub(crate) fn outbox_put(&self, program: &str, outgoing: &Outgoing) -> TransactWriteItem {
         let mut item = key(outbox_pk(program), outbox_sk(outgoing));
         item.insert("id".into(), s(&outgoing.id));
         item.insert("kind".into(), s(&outgoing.kind));

@@ -50,6 +50,23 @@ pub const BONUS_TYPE: &str = "points.bonus";
 /// Types only Carrot itself records; `POST /v1/events` refuses them.
 pub const RESERVED_TYPES: [&str; 2] = [ADJUSTMENT_TYPE, BONUS_TYPE];
 
+/// The id namespaces of the ledger entries Carrot makes itself (adjustments, close bonuses and
+/// drawings, journey awards, orders, refunds, transfers, spins, graded quizzes, approved
+/// leads): `POST /v1/events` refuses ids in them, so no incoming event can take or block one.
+pub const RESERVED_ID_PREFIXES: [&str; 11] = [
+    "adj:",
+    "close:",
+    "draw:",
+    "milestone:",
+    "catch_up:",
+    "order:",
+    "refund:",
+    "transfer:",
+    "spin:",
+    "quiz:",
+    "lead:",
+];
+
 /// A validated activity event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

@@ -1,6 +1,6 @@
 //! Ingest: validate a signed request's events and put the accepted ones on the queue.
 
-use crate::domain::envelope::{ADJUSTMENT_TYPE, RESERVED_TYPES, parse_event};
+use crate::domain::envelope::{ADJUSTMENT_TYPE, RESERVED_ID_PREFIXES, RESERVED_TYPES, parse_event};
 use crate::domain::error::FieldError;
 use crate::domain::money::json_kind;
 use crate::domain::queued::QueuedEvent;
@@ -167,10 +167,28 @@ pub async fn ingest<Q: EventQueue>(
                         format!("{path}.type")
                     },
                     if event.event_type == ADJUSTMENT_TYPE {
-                        "points.adjusted is reserved for administrators: use POST /v1/participants/{participant}/adjustments"
+                        "points.adjusted is reserved for administrators: use POST /v1/programs/{program}/participants/{participant}/adjustments"
                     } else {
                         "points.bonus is reserved for the period close's credits"
                     },
+                )],
+            ),
+            Ok(event) if RESERVED_ID_PREFIXES.iter().any(|p| event.id.starts_with(p)) => (
+                EventStatus::Rejected,
+                vec![FieldError::new(
+                    if path.is_empty() {
+                        "id".to_owned()
+                    } else {
+                        format!("{path}.id")
+                    },
+                    format!(
+                        "must not start with {:?}: Carrot names its own ledger entries so ({})",
+                        RESERVED_ID_PREFIXES
+                            .iter()
+                            .find(|p| event.id.starts_with(*p))
+                            .expect("matched"),
+                        RESERVED_ID_PREFIXES.join(", ")
+                    ),
                 )],
             ),
             Ok(event) if !seen.insert(event.id.clone()) => {

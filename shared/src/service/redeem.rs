@@ -51,22 +51,37 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    fn of(program: &str, order: &Order, kind: &str, at: Timestamp) -> Self {
-        let id = format!("{program}:{}:{}:{kind}", order.participant, order.order);
-        let body = json!({
+    /// The event `kind` of `participant` about `subject` (an order or spin id), with the
+    /// fields of `details` beside the envelope's.
+    pub fn new(
+        program: &str,
+        participant: &str,
+        subject: &str,
+        kind: &str,
+        details: serde_json::Map<String, serde_json::Value>,
+        at: Timestamp,
+    ) -> Self {
+        let id = format!("{program}:{participant}:{subject}:{kind}");
+        let mut body = json!({
             "id": id,
             "type": kind,
             "program": program,
-            "participant": order.participant,
-            "order": order,
+            "participant": participant,
             "occurred_at": at.to_string(),
         });
+        body.as_object_mut().expect("an object").extend(details);
         Self {
             id,
             kind: kind.to_owned(),
             body: body.to_string(),
             created_at: at.to_string(),
         }
+    }
+
+    fn of(program: &str, order: &Order, kind: &str, at: Timestamp) -> Self {
+        let details = json!({"order": order});
+        let details = details.as_object().expect("an object").clone();
+        Self::new(program, &order.participant, &order.order, kind, details, at)
     }
 }
 
@@ -672,9 +687,20 @@ impl<S: RedeemStore, O: Outbound> Redeem<'_, S, O> {
     /// Publishes an event just committed and deletes its outbox item. A failure is left to
     /// the drain: the order stands either way.
     async fn publish(&self, outgoing: &Outgoing) {
-        if let Err(error) = send(self.store, self.outbound, self.id(), outgoing).await {
-            tracing::warn!(id = outgoing.id, %error, "outbound event left to the outbox drain");
-        }
+        publish_committed(self.store, self.outbound, self.id(), outgoing).await
+    }
+}
+
+/// Publishes an outbound event its transaction just committed to the outbox, and deletes its
+/// outbox item; a failure leaves it to the hourly drain.
+pub async fn publish_committed<S: RedeemStore, O: Outbound>(
+    store: &S,
+    outbound: &O,
+    program: &str,
+    outgoing: &Outgoing,
+) {
+    if let Err(error) = send(store, outbound, program, outgoing).await {
+        tracing::warn!(id = outgoing.id, %error, "outbound event left to the outbox drain");
     }
 }
 

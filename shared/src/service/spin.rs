@@ -6,7 +6,7 @@
 //! spin decides the same draw against the budget as it is then.
 
 use super::quiz::{Refusal, enrolled};
-use super::redeem::{SPEND_ATTEMPTS, retry_pause};
+use super::redeem::{Outgoing, RedeemStore, SPEND_ATTEMPTS, publish_committed, retry_pause};
 use crate::domain::engine::{Added, EXPIRY_LOT, Scope, expiry_date};
 use crate::domain::error::{FieldErrors, check_identifier};
 use crate::domain::ledger::EventRecord;
@@ -40,6 +40,9 @@ pub struct SpinWrite {
     /// The participant's spin counter of the limit's period, and the most it may hold
     /// before this spin.
     pub limit: Option<(String, i64)>,
+    /// A physical prize's `spin.won` event for fulfilment, committed to the outbox with the
+    /// spin and published after it (the hourly drain publishes what a crash left).
+    pub announcement: Option<Outgoing>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +120,7 @@ pub async fn spin<S, P, O>(
     now: Timestamp,
 ) -> Result<(Spin, bool), Refusal>
 where
-    S: SpinStore,
+    S: SpinStore + RedeemStore,
     P: ProgramReader,
     O: Outbound,
 {
@@ -138,7 +141,9 @@ where
         match store.record_spin(program, &write).await {
             Ok(()) => {
                 tracing::info!(program, participant, spin = %id, outcome = outcome_name(&write.spin.outcome), "spin");
-                announce(outbound, program, &write.spin).await;
+                if let Some(announcement) = &write.announcement {
+                    publish_committed(store, outbound, program, announcement).await;
+                }
                 return Ok((write.spin, true));
             }
             Err(PortError::ConditionFailed) => {
@@ -302,6 +307,7 @@ async fn decide<S: SpinStore>(
     });
     Ok(SpinWrite {
         limit: limit_period.zip(config.limit.map(|l| l.spins)),
+        announcement: announcement(&program.id, &spin),
         spin,
         cost,
         debit,
@@ -319,28 +325,24 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
 }
 
 /// A physical prize goes out for fulfilment as an outbound `spin.won` event (subscribers
-/// dedupe by its id). A failure is logged: the spin stands.
-async fn announce<O: Outbound>(outbound: &O, program: &str, spin: &Spin) {
+/// dedupe by its id); points prizes are credited in the spin's own transaction.
+fn announcement(program: &str, spin: &Spin) -> Option<Outgoing> {
     let Outcome::Won { prize } = &spin.outcome else {
-        return;
+        return None;
     };
     let Reward::Item(item) = &prize.reward else {
-        return;
+        return None;
     };
-    let event = json!({
-        "id": format!("{program}:{}:{}:{PRIZE_TYPE}", spin.participant, spin.id),
-        "type": PRIZE_TYPE,
-        "program": program,
-        "participant": spin.participant,
-        "spin": spin.id,
-        "prize": prize.id,
-        "name": prize.name,
-        "item": item,
-        "at": spin.at,
-    });
-    if let Err(error) = outbound.publish(PRIZE_TYPE, &event.to_string()).await {
-        tracing::warn!(program, spin = %spin.id, %error, "spin.won not published");
-    }
+    let details = json!({"spin": spin.id, "prize": prize.id, "name": prize.name, "item": item});
+    let at = spin.at.parse().unwrap_or(Timestamp::UNIX_EPOCH);
+    Some(Outgoing::new(
+        program,
+        &spin.participant,
+        &spin.id,
+        PRIZE_TYPE,
+        details.as_object().expect("an object").clone(),
+        at,
+    ))
 }
 
 /// `GET …/participants/{participant}/spins`: newest first, each with its audit record.

@@ -999,6 +999,7 @@ async fn the_store_writes_only_from_the_state_it_was_decided_on() -> anyhow::Res
             prizes_room: None,
         }),
         limit: None,
+        announcement: None,
     };
     assert_eq!(
         store.record_spin(PROGRAM, &late).await,
