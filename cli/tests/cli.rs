@@ -1,7 +1,7 @@
 //! The `carrot` binary as an operator runs it: validate and backtest on the sample files, and
 //! diff and push against Carrot deployed on the local stack.
 
-use carrot_local::deployment::Deployment;
+use carrot_local::deployment::{ApiClient, Deployment};
 use carrot_local::runner::SqsEventSourceOptions;
 use carrot_local::stack::LocalStack;
 use serde_json::{Value, json};
@@ -493,12 +493,15 @@ async fn carrot_async(args: Vec<String>, env: Vec<(String, String)>) -> Run {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn diff_and_push_against_the_local_stack() -> anyhow::Result<()> {
+/// A deployment on the local stack, an admin key of program `acme`, and the environment that
+/// points the CLI at both.
+async fn deployment_with_admin(
+    name: &str,
+) -> anyhow::Result<(Deployment, ApiClient, Vec<(String, String)>)> {
     let stack = LocalStack::start_or_reuse().await?;
     let deployment = Deployment::start(
         stack,
-        "cli",
+        name,
         SqsEventSourceOptions::default(),
         Duration::from_millis(500),
     )
@@ -512,6 +515,12 @@ async fn diff_and_push_against_the_local_stack() -> anyhow::Result<()> {
         ("CARROT_PROGRAM".to_owned(), admin.program().to_owned()),
         ("CARROT_SECRET".to_owned(), admin.secret().to_owned()),
     ];
+    Ok((deployment, admin, env))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_and_push_against_the_local_stack() -> anyhow::Result<()> {
+    let (deployment, admin, env) = deployment_with_admin("cli").await?;
     let run = |command: &str, text: &str, name: &str| {
         let file = scratch(name, text);
         let args = vec![command.to_owned(), file.path().to_owned()];
@@ -616,23 +625,7 @@ async fn diff_and_push_against_the_local_stack() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_enrols_a_csv_file_in_chunks_and_reports_each_row() -> anyhow::Result<()> {
-    let stack = LocalStack::start_or_reuse().await?;
-    let deployment = Deployment::start(
-        stack,
-        "cli-import",
-        SqsEventSourceOptions::default(),
-        Duration::from_millis(500),
-    )
-    .await?;
-    let admin = deployment
-        .create_key("acme-admin", "acme", &["admin"])
-        .await?;
-    let env = vec![
-        ("CARROT_URL".to_owned(), deployment.api.base_url()),
-        ("CARROT_KEY_ID".to_owned(), admin.key_id().to_owned()),
-        ("CARROT_PROGRAM".to_owned(), admin.program().to_owned()),
-        ("CARROT_SECRET".to_owned(), admin.secret().to_owned()),
-    ];
+    let (deployment, _, env) = deployment_with_admin("cli-import").await?;
     // 1,001 good rows (two requests) with quoted names across lines, and one bad row.
     let mut csv = "participant,name,email,locale,time_zone,role,distributor,location,enrolled_at\n"
         .to_owned();

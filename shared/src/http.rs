@@ -115,6 +115,25 @@ fn respond(status: u16, content_type: &'static str, body: String) -> ApiGatewayV
     response
 }
 
+/// A path parameter of the request, empty when its route has none of that name.
+pub fn path_parameter<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> &'a str {
+    request
+        .path_parameters
+        .get(name)
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+/// The answer to a route key a function does not serve.
+pub fn no_route(route_key: &str) -> Problem {
+    Problem::new(
+        404,
+        "not-found",
+        "No such route",
+        format!("{route_key:?} is not served here"),
+    )
+}
+
 pub fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
     request.headers.get(name).and_then(|v| v.to_str().ok())
 }

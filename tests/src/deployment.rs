@@ -548,6 +548,22 @@ impl ApiClient {
         .await
     }
 
+    /// `method path` with a JSON body.
+    pub async fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<Response> {
+        self.send(
+            method,
+            path,
+            body.to_string().into_bytes(),
+            "application/json",
+        )
+        .await
+    }
+
     /// `GET {path}` (a query string included) with a JSON answer.
     pub async fn get(&self, path: &str) -> anyhow::Result<Response> {
         self.send("GET", path, Vec::new(), "application/json").await
@@ -559,7 +575,7 @@ impl ApiClient {
         let now = jiff::Timestamp::now().as_second();
         let headers = signed_headers(&self.key_id, &self.secret, now, &[], "application/json");
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let url = self.url(path);
+        let url = format!("{}{}", self.base_url, self.path(path));
         let response = http_request("GET", &url, &headers, Vec::new()).await?;
         let content_type = response
             .header("content-type")
@@ -583,21 +599,8 @@ impl ApiClient {
         body: Vec<u8>,
         content_type: &str,
     ) -> anyhow::Result<Response> {
-        let now = jiff::Timestamp::now().as_second();
-        let headers = signed_headers(&self.key_id, &self.secret, now, &body, content_type);
-        self.send_raw(method, path, body, &headers).await
-    }
-
-    /// Sends exactly these headers: for tests of bad signatures and stale timestamps.
-    pub async fn send_raw(
-        &self,
-        method: &str,
-        path: &str,
-        body: Vec<u8>,
-        headers: &[(&str, String)],
-    ) -> anyhow::Result<Response> {
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        Response::from(http_request(method, &self.url(path), &headers, body).await?)
+        self.send_absolute(method, &self.path(path), body, content_type)
+            .await
     }
 
     /// Signs `body` now and sends it to an absolute `path` (another program's, in isolation
@@ -611,14 +614,35 @@ impl ApiClient {
     ) -> anyhow::Result<Response> {
         let now = jiff::Timestamp::now().as_second();
         let headers = signed_headers(&self.key_id, &self.secret, now, &body, content_type);
+        self.request(method, path, body, &headers).await
+    }
+
+    /// Sends exactly these headers: for tests of bad signatures and stale timestamps.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> anyhow::Result<Response> {
+        self.request(method, &self.path(path), body, headers).await
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        absolute_path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> anyhow::Result<Response> {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let url = format!("{}{path}", self.base_url);
+        let url = format!("{}{absolute_path}", self.base_url);
         Response::from(http_request(method, &url, &headers, body).await?)
     }
 
-    /// The URL of `path` under the program's root.
-    fn url(&self, path: &str) -> String {
-        format!("{}/v1/programs/{}{path}", self.base_url, self.program)
+    /// `path` under the program's root.
+    fn path(&self, path: &str) -> String {
+        format!("/v1/programs/{}{path}", self.program)
     }
 
     pub fn program(&self) -> &str {

@@ -1096,8 +1096,10 @@ async fn the_calculator_quotes_what_the_award_function_then_awards_under_the_sam
     // Ids in Carrot's own namespaces (an order's debit, an adjustment) cannot be taken.
     for id in ["order:o-1", "adj:fair-2026", "quiz:welcome:a-1"] {
         let posted = crm
-            .post_events(&json!({"id": id, "participant": "rep-anna", "type": "portal.login",
-                "occurred_at": jiff::Timestamp::now().to_string()}))
+            .post_events(
+                &json!({"id": id, "participant": "rep-anna", "type": "portal.login",
+                "occurred_at": jiff::Timestamp::now().to_string()}),
+            )
             .await?;
         assert_eq!(
             (posted.status, problem_fields(&posted)),

@@ -6,10 +6,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use carrot::domain::error::FieldError;
 use carrot::domain::import::{Format, parse};
 use carrot::http::{Caller, Problem, header, json_response};
-use carrot::ports::{
-    AwardStore, Clock, CloseStore, EngageStore, EnrolmentStore, EventQueue, KeyStore, LiveIndex,
-    Outbound, PreferenceStore, ProgramReader, ProgramWriter, TokenSecret,
-};
+use carrot::ports::{Clock, EnrolmentStore, EventQueue};
 use carrot::service::enrol::{RowResult, import};
 use serde_json::json;
 
@@ -19,19 +16,9 @@ const MODES: [&str; 2] = ["per-row", "all-or-nothing"];
 
 impl<K, S, Q, C, O, M, U> Admin<K, S, Q, C, O, M, U>
 where
-    K: KeyStore,
-    S: ProgramReader
-        + ProgramWriter
-        + EnrolmentStore
-        + AwardStore
-        + CloseStore
-        + LiveIndex
-        + EngageStore,
+    S: EnrolmentStore,
     Q: EventQueue,
     C: Clock,
-    O: Outbound,
-    M: PreferenceStore,
-    U: TokenSecret,
 {
     pub(crate) async fn import(
         &self,

@@ -24,6 +24,7 @@ use carrot::domain::program::Program;
 use carrot::domain::queued::QueuedEvent;
 use carrot::http::{
     Caller, Permission, Problem, Route, authenticate, body_bytes, json_object, json_response,
+    no_route, path_parameter,
 };
 use carrot::ports::{
     AwardStore, Clock, CloseStore, EngageStore, EnrolmentStore, EventQueue, KeyStore, LiveIndex,
@@ -139,22 +140,12 @@ where
         let now = self.clock.now();
         let body = body_bytes(request)?;
         let route_key = request.route_key.as_deref().unwrap_or_default();
-        let route = ROUTES.iter().find(|r| r.key == route_key).ok_or_else(|| {
-            Problem::new(
-                404,
-                "not-found",
-                "No such route",
-                format!("{route_key:?} is not served here"),
-            )
-        })?;
+        let route = ROUTES
+            .iter()
+            .find(|r| r.key == route_key)
+            .ok_or_else(|| no_route(route_key))?;
         let caller = authenticate(&self.keys, request, &body, now, route.permission).await?;
-        let path = |name: &str| {
-            request
-                .path_parameters
-                .get(name)
-                .map(String::as_str)
-                .unwrap_or_default()
-        };
+        let path = |name: &str| path_parameter(request, name);
         let participant = path("participant");
         match route.key {
             PUT_PROGRAM => self.put_program(&caller, &body).await,

@@ -2,9 +2,9 @@
 //! it (its `lead.submitted` event is queued once, and the rules award the points) or rejects
 //! it with a reason.
 
-use crate::{Call, Permission, Portal, Route, unserved};
+use crate::{Call, Permission, Portal, Route};
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
-use carrot::http::{Problem, json_object, json_response};
+use carrot::http::{Problem, json_object, json_response, no_route};
 use carrot::ports::Clock;
 use carrot::service::lead::{LeadStore, approve, page, reject, submit};
 use serde_json::json;
@@ -111,7 +111,7 @@ impl<C: Clock> Portal<C> {
                 .await?;
                 Ok(json_response(200, &decided))
             }
-            other => Err(unserved(other)),
+            other => Err(no_route(other)),
         }
     }
 }

@@ -20,7 +20,7 @@ use carrot::adapters::secrets::SecretsKeyStore;
 use carrot::adapters::sns::SnsOutbound;
 use carrot::adapters::sqs::SqsEventQueue;
 pub use carrot::http::{Permission, Route};
-use carrot::http::{Problem, authenticate, body_bytes, jwt_rep};
+use carrot::http::{Problem, authenticate, body_bytes, jwt_rep, no_route, path_parameter};
 use carrot::ports::Clock;
 use jiff::Timestamp;
 
@@ -46,6 +46,13 @@ pub struct Call<'a> {
     pub body: &'a [u8],
     pub request: &'a ApiGatewayV2httpRequest,
     pub now: Timestamp,
+}
+
+impl Call<'_> {
+    /// A path parameter of the route (`order`, `lead`, …), empty when it has none.
+    pub fn path(&self, name: &str) -> &str {
+        path_parameter(self.request, name)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,28 +120,13 @@ impl<C: Clock> Portal<C> {
         let now = self.clock.now();
         let body = body_bytes(request)?;
         let route_key = request.route_key.as_deref().unwrap_or_default();
-        let not_found = || {
-            Problem::new(
-                404,
-                "not-found",
-                "No such route",
-                format!("{route_key:?} is not served here"),
-            )
-        };
-        let path = |name: &str| {
-            request
-                .path_parameters
-                .get(name)
-                .map(String::as_str)
-                .unwrap_or_default()
-        };
         let (program, participant, actor);
         let (module, route) = if route_key.split_once(' ').is_some_and(|(_, path)| {
             path == ME_PREFIX || path.starts_with(&format!("{ME_PREFIX}/"))
         }) {
             let found = modules()
                 .find(|(_, route)| me_alias(route).as_deref() == Some(route_key))
-                .ok_or_else(not_found)?;
+                .ok_or_else(|| no_route(route_key))?;
             let rep = jwt_rep(request)?;
             actor = format!("jwt:{}", rep.subject);
             program = rep.program;
@@ -143,11 +135,11 @@ impl<C: Clock> Portal<C> {
         } else {
             let found = modules()
                 .find(|(_, route)| route.key == route_key)
-                .ok_or_else(not_found)?;
+                .ok_or_else(|| no_route(route_key))?;
             let caller = authenticate(&self.keys, request, &body, now, found.1.permission).await?;
             actor = caller.key_id;
             program = caller.program;
-            participant = path("participant").to_owned();
+            participant = path_parameter(request, "participant").to_owned();
             found
         };
         let call = Call {
@@ -166,16 +158,6 @@ impl<C: Clock> Portal<C> {
             Module::Spins => self.spins(route.key, &call).await,
         }
     }
-}
-
-/// The answer to a route key a module does not serve (a table and its dispatch disagreeing).
-pub(crate) fn unserved(route: &str) -> Problem {
-    Problem::new(
-        404,
-        "not-found",
-        "No such route",
-        format!("{route:?} is not served here"),
-    )
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! ones open to them and make attempts graded on the server. An attempt queues a
 //! `quiz.completed` event, so the program's rules award its points exactly once.
 
-use crate::{Call, Permission, Portal, Route, unserved};
+use crate::{Call, Permission, Portal, Route};
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
-use carrot::http::{Problem, json_object, json_response};
+use carrot::http::{Problem, json_object, json_response, no_route};
 use carrot::ports::Clock;
 use carrot::service::quiz::{attempt, offers, put_quiz};
 use serde_json::{Value, json};
@@ -73,7 +73,7 @@ impl<C: Clock> Portal<C> {
                 .await?;
                 Ok(json_response(if created { 201 } else { 200 }, &graded))
             }
-            other => Err(unserved(other)),
+            other => Err(no_route(other)),
         }
     }
 }

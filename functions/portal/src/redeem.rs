@@ -2,12 +2,12 @@
 //! order), orders with an idempotency key, their cancellation and fulfilment, and transfers
 //! from a partner account to its team. The rules live in `carrot::service::redeem`.
 
-use crate::{Call, Permission, Portal, Route, unserved};
+use crate::{Call, Permission, Portal, Route};
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use carrot::domain::catalog::{CatalogItem, OrderRequest, StatusChange, TransferRequest};
 use carrot::domain::error::FieldError;
 use carrot::domain::program::Program;
-use carrot::http::{Problem, json_object, json_response};
+use carrot::http::{Problem, json_object, json_response, no_route};
 use carrot::ports::{Clock, PortError, ProgramReader};
 use carrot::service::redeem::{Redeem, RedeemError};
 use serde_json::json;
@@ -76,13 +76,7 @@ impl<C: Clock> Portal<C> {
             now: call.now,
             actor: call.actor,
         };
-        let path = |name: &str| {
-            call.request
-                .path_parameters
-                .get(name)
-                .map(String::as_str)
-                .unwrap_or_default()
-        };
+        let path = |name: &str| call.path(name);
         let query = |name: &str| call.request.query_string_parameters.first(name);
         let participant = call.participant;
         match route {
@@ -153,7 +147,7 @@ impl<C: Clock> Portal<C> {
                 let status = if transfer.created { 201 } else { 200 };
                 Ok(json_response(status, &transfer))
             }
-            _ => Err(unserved(route)),
+            _ => Err(no_route(route)),
         }
     }
 

@@ -2,9 +2,9 @@
 //! unless the program's `spin` section enables it); every spin is kept with what is needed
 //! to audit its draw.
 
-use crate::{Call, Permission, Portal, Route, unserved};
+use crate::{Call, Permission, Portal, Route};
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
-use carrot::http::{Problem, json_object, json_response};
+use carrot::http::{Problem, json_object, json_response, no_route};
 use carrot::ports::Clock;
 use carrot::service::spin::{spin, spins};
 use serde_json::json;
@@ -48,7 +48,7 @@ impl<C: Clock> Portal<C> {
                 let spins = spins(&self.store, call.program, call.participant).await?;
                 Ok(json_response(200, &json!({ "spins": spins })))
             }
-            other => Err(unserved(other)),
+            other => Err(no_route(other)),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! What a participant sees of their standing: the statement, the ledger page by page, and
 //! the program's rules in plain terms (the same sentences `carrot validate` prints).
 
-use crate::{Call, Permission, Portal, Route, unserved};
+use crate::{Call, Permission, Portal, Route};
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use carrot::domain::describe::plain_rules;
 use carrot::domain::error::FieldError;
-use carrot::http::{Problem, json_response};
+use carrot::http::{Problem, json_response, no_route};
 use carrot::ports::{Clock, ProgramReader};
 use carrot::service::statement::{DEFAULT_PAGE, MAX_PAGE, StatementError, ledger, statement};
 
@@ -85,7 +85,7 @@ impl<C: Clock> Portal<C> {
                     .ok_or_else(|| problem(StatementError::NoProgram(call.program.to_owned())))?;
                 Ok(json_response(200, &plain_rules(&versions, call.now)))
             }
-            other => Err(unserved(other)),
+            other => Err(no_route(other)),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The demo: Carrot on the local stack, end to end. Starts DynamoDB Local and moto, creates
 //! every resource from infra/template.yaml, configures the sample program and a second version
-//! that starts its sprint today, enrols 200 reps, posts three months of signed CRM events over
-//! HTTP, lets SQS carry them to the award function, then, live, quotes a contract on the points
+//! that starts its sprint today, imports the roster (enrolled as of the program's start), posts
+//! three months of signed CRM events over HTTP, lets SQS carry them to the award function,
+//! then, live, quotes a contract on the points
 //! calculator and awards it as quoted (the sprint and a cap at work) and credits an adjustment
 //! once, shows what happened, and closes the three months (and a quarter that ended among
 //! them): frozen leaderboards and their bonuses, a verified drawing, the stick's notices and

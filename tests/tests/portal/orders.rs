@@ -39,31 +39,12 @@ async fn shop(name: &str) -> anyhow::Result<Shop> {
     })
 }
 
-async fn json(
-    client: &ApiClient,
-    method: &str,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<Response> {
-    client
-        .send(
-            method,
-            path,
-            body.to_string().into_bytes(),
-            "application/json",
-        )
-        .await
-}
-
-async fn get(client: &ApiClient, path: &str) -> anyhow::Result<Response> {
-    client
-        .send("GET", path, Vec::new(), "application/json")
-        .await
-}
-
 impl Shop {
     async fn item(&self, item: &str, definition: Value) -> anyhow::Result<()> {
-        let stored = json(&self.admin, "PUT", &format!("/catalog/{item}"), definition).await?;
+        let stored = self
+            .admin
+            .send_json("PUT", &format!("/catalog/{item}"), definition)
+            .await?;
         anyhow::ensure!(stored.status == 200, "item not stored: {stored:?}");
         Ok(())
     }
@@ -72,16 +53,17 @@ impl Shop {
     async fn enrol(&self, participants: &[(&str, Value)], points: i64) -> anyhow::Result<()> {
         for (participant, profile) in participants {
             let path = format!("/participants/{participant}");
-            let enrolled = json(&self.admin, "PUT", &path, profile.clone()).await?;
+            let enrolled = self.admin.send_json("PUT", &path, profile.clone()).await?;
             anyhow::ensure!(enrolled.status < 300, "not enrolled: {enrolled:?}");
             if points > 0 {
-                let adjusted = json(
-                    &self.admin,
-                    "POST",
-                    &format!("{path}/adjustments"),
-                    json!({"id": "seed", "points": points, "reason": "opening balance"}),
-                )
-                .await?;
+                let adjusted = self
+                    .admin
+                    .send_json(
+                        "POST",
+                        &format!("{path}/adjustments"),
+                        json!({"id": "seed", "points": points, "reason": "opening balance"}),
+                    )
+                    .await?;
                 anyhow::ensure!(adjusted.status < 300, "not adjusted: {adjusted:?}");
             }
         }
@@ -122,7 +104,7 @@ impl Shop {
     }
 
     async fn stock(&self, item: &str) -> anyhow::Result<Option<i64>> {
-        let page = get(&self.shop, "/catalog?limit=100").await?;
+        let page = self.shop.get("/catalog?limit=100").await?;
         let items = page.body["items"].as_array().cloned().unwrap_or_default();
         Ok(items
             .iter()
@@ -192,7 +174,7 @@ async fn order_on(
     let path = format!("/participants/{participant}/orders");
     let mut contended = 0;
     loop {
-        let answer = json(client, "POST", &path, body.clone()).await?;
+        let answer = client.send_json("POST", &path, body.clone()).await?;
         if answer.status != 503 {
             return Ok((answer, contended));
         }
@@ -264,7 +246,10 @@ async fn two_hundred_concurrent_orders_against_one_balance_never_overdraw() -> a
     assert_eq!(balance, 1_000 - 70 * expected as i64);
     let (sum, redeemed) = shop.ledger("rep-1", "points.redeemed").await?;
     assert_eq!((sum, redeemed), (balance, expected));
-    let listed = get(&shop.shop, "/participants/rep-1/orders?limit=100").await?;
+    let listed = shop
+        .shop
+        .get("/participants/rep-1/orders?limit=100")
+        .await?;
     assert_eq!(listed.body["orders"].as_array().unwrap().len(), expected);
     println!(
         "200 concurrent orders: {expected} placed, {} refused, {contended} contended answers retried, {elapsed:?}",
@@ -349,9 +334,9 @@ async fn a_repeated_order_with_the_same_key_is_one_order() -> anyhow::Result<()>
     assert_eq!((sum, redeemed), (700, 2));
 
     // A single order reads back; unknown ones are 404.
-    let one = get(&shop.shop, "/participants/rep-1/orders/k-2").await?;
+    let one = shop.shop.get("/participants/rep-1/orders/k-2").await?;
     assert_eq!((one.status, &one.body), (200, &bodies[0]));
-    let missing = get(&shop.shop, "/participants/rep-1/orders/nope").await?;
+    let missing = shop.shop.get("/participants/rep-1/orders/nope").await?;
     assert_eq!(missing.status, 404);
     shop.deployment.stop().await
 }
@@ -363,13 +348,14 @@ async fn the_catalog_offers_each_participant_what_they_may_order() -> anyhow::Re
         .to_zoned(jiff::tz::TimeZone::get("Europe/Stockholm")?)
         .date();
     // Bad definitions name every field at fault and store nothing.
-    let bad = json(
-        &shop.admin,
-        "PUT",
-        "/catalog/mug",
-        json!({"points": -5, "fulfilment": "drone", "roles": "seller"}),
-    )
-    .await?;
+    let bad = shop
+        .admin
+        .send_json(
+            "PUT",
+            "/catalog/mug",
+            json!({"points": -5, "fulfilment": "drone", "roles": "seller"}),
+        )
+        .await?;
     assert_eq!(bad.status, 400, "{bad:?}");
     let mut fields: Vec<&str> = bad.body["errors"]
         .as_array()
@@ -413,7 +399,7 @@ async fn the_catalog_offers_each_participant_what_they_may_order() -> anyhow::Re
     let mut seen = Vec::new();
     let mut path = "/catalog?limit=2".to_owned();
     loop {
-        let page = get(&shop.shop, &path).await?;
+        let page = shop.shop.get(&path).await?;
         assert_eq!(page.status, 200, "{page:?}");
         for item in page.body["items"].as_array().unwrap() {
             seen.push(item["item"].as_str().unwrap().to_owned());
@@ -436,7 +422,7 @@ async fn the_catalog_offers_each_participant_what_they_may_order() -> anyhow::Re
         ]
     );
     // What rep-1 (a sales rep without a tier, 500 points) may order.
-    let offered = get(&shop.shop, "/catalog?participant=rep-1").await?;
+    let offered = shop.shop.get("/catalog?participant=rep-1").await?;
     let offered: Vec<(&str, bool)> = offered.body["items"]
         .as_array()
         .unwrap()
@@ -480,7 +466,7 @@ async fn the_catalog_offers_each_participant_what_they_may_order() -> anyhow::Re
     assert_eq!(unshipped.status, 400);
     assert_eq!(unshipped.body["errors"][0]["field"], "shipping");
     assert_eq!(shop.balance("rep-1").await?, 500);
-    let listed = get(&shop.shop, "/participants/rep-1/orders").await?;
+    let listed = shop.shop.get("/participants/rep-1/orders").await?;
     assert_eq!(listed.body["orders"], json!([]));
 
     // A portal calling with the rep's JWT sees and orders for that rep only.
@@ -524,13 +510,10 @@ async fn cancellation_refunds_once_and_fulfilment_follows_the_order_of_things() 
 
     // Cancelled twice, refunded once.
     for _ in 0..2 {
-        let cancelled = json(
-            &shop.shop,
-            "POST",
-            "/participants/rep-1/orders/o-1/cancel",
-            json!({}),
-        )
-        .await?;
+        let cancelled = shop
+            .shop
+            .send_json("POST", "/participants/rep-1/orders/o-1/cancel", json!({}))
+            .await?;
         assert_eq!(cancelled.status, 200, "{cancelled:?}");
         assert_eq!(cancelled.body["status"], "cancelled");
     }
@@ -541,7 +524,7 @@ async fn cancellation_refunds_once_and_fulfilment_follows_the_order_of_things() 
     // A cancelled order is never fulfilled.
     let ship = json!({"status": "shipped", "carrier": "PostNord", "tracking": "PN1"});
     let path = "/participants/rep-1/orders/o-1/fulfilment";
-    let refused = json(&shop.admin, "PUT", path, ship.clone()).await?;
+    let refused = shop.admin.send_json("PUT", path, ship.clone()).await?;
     assert_eq!(refused.status, 409, "{refused:?}");
 
     // Placed → shipped → delivered; a shipped order is never cancelled.
@@ -567,45 +550,50 @@ async fn cancellation_refunds_once_and_fulfilment_follows_the_order_of_things() 
     );
     assert_eq!(write_units(&items), 10, "five items under 1 KB each");
     let path = "/participants/rep-1/orders/o-2/fulfilment";
-    let bad = json(&shop.admin, "PUT", path, json!({"status": "lost"})).await?;
+    let bad = shop
+        .admin
+        .send_json("PUT", path, json!({"status": "lost"}))
+        .await?;
     assert_eq!(
         (bad.status, &bad.body["errors"][0]["field"]),
         (400, &json!("status"))
     );
-    let forbidden = json(&shop.shop, "PUT", path, ship.clone()).await?;
+    let forbidden = shop.shop.send_json("PUT", path, ship.clone()).await?;
     assert_eq!(forbidden.status, 403, "fulfilment is for administrators");
-    let shipped = json(&shop.admin, "PUT", path, ship.clone()).await?;
+    let shipped = shop.admin.send_json("PUT", path, ship.clone()).await?;
     assert_eq!(shipped.status, 200, "{shipped:?}");
     assert_eq!(
         (&shipped.body["status"], &shipped.body["tracking"]),
         (&json!("shipped"), &json!("PN1"))
     );
-    let again = json(&shop.admin, "PUT", path, ship).await?;
+    let again = shop.admin.send_json("PUT", path, ship).await?;
     assert_eq!((again.status, &again.body), (200, &shipped.body));
-    let cancel = json(
-        &shop.shop,
-        "POST",
-        "/participants/rep-1/orders/o-2/cancel",
-        json!({}),
-    )
-    .await?;
+    let cancel = shop
+        .shop
+        .send_json("POST", "/participants/rep-1/orders/o-2/cancel", json!({}))
+        .await?;
     assert_eq!(cancel.status, 409, "{cancel:?}");
-    let delivered = json(&shop.admin, "PUT", path, json!({"status": "delivered"})).await?;
+    let delivered = shop
+        .admin
+        .send_json("PUT", path, json!({"status": "delivered"}))
+        .await?;
     assert_eq!(delivered.body["status"], "delivered");
     assert_eq!(delivered.body["tracking"], "PN1", "tracking kept");
-    let back = json(&shop.admin, "PUT", path, json!({"status": "shipped"})).await?;
+    let back = shop
+        .admin
+        .send_json("PUT", path, json!({"status": "shipped"}))
+        .await?;
     assert_eq!(back.status, 409);
     assert_eq!(shop.balance("rep-1").await?, 700);
 
     // Newest first, paged.
-    let page = get(&shop.shop, "/participants/rep-1/orders?limit=1").await?;
+    let page = shop.shop.get("/participants/rep-1/orders?limit=1").await?;
     assert_eq!(page.body["orders"][0]["order"], "o-2");
     let next = page.body["next"].as_str().unwrap();
-    let page = get(
-        &shop.shop,
-        &format!("/participants/rep-1/orders?limit=1&after={next}"),
-    )
-    .await?;
+    let page = shop
+        .shop
+        .get(&format!("/participants/rep-1/orders?limit=1&after={next}"))
+        .await?;
     assert_eq!(page.body["orders"][0]["order"], "o-1");
     assert_eq!(page.body["next"], Value::Null);
     shop.deployment.stop().await
@@ -660,7 +648,7 @@ async fn pending_and_expired_points_are_not_spent_and_expiring_lots_go_oldest_fi
         refused.body["points"],
         json!({"available": 500, "needed": 550})
     );
-    let offered = get(&shop.shop, "/catalog?participant=rep-1").await?;
+    let offered = shop.shop.get("/catalog?participant=rep-1").await?;
     assert_eq!(offered.body["items"][0]["affordable"], true);
 
     let (placed, _) = shop
@@ -693,13 +681,10 @@ async fn pending_and_expired_points_are_not_spent_and_expiring_lots_go_oldest_fi
     );
 
     // A refund gives the same lots back.
-    let cancelled = json(
-        &shop.shop,
-        "POST",
-        "/participants/rep-1/orders/o-1/cancel",
-        json!({}),
-    )
-    .await?;
+    let cancelled = shop
+        .shop
+        .send_json("POST", "/participants/rep-1/orders/o-1/cancel", json!({}))
+        .await?;
     assert_eq!(cancelled.status, 200);
     let profile = shop.profile_item("rep-1").await?;
     assert_eq!(lots(&profile), [300, 200, 100, 400]);
@@ -729,13 +714,10 @@ async fn each_order_event_is_published_once_and_the_outbox_drains_what_publishin
     let body = json!({"idempotency_key": "o-1", "item": "gift-100"});
     assert_eq!(shop.order("rep-1", body.clone()).await?.0.status, 201);
     assert_eq!(shop.order("rep-1", body).await?.0.status, 200);
-    let cancelled = json(
-        &shop.shop,
-        "POST",
-        "/participants/rep-1/orders/o-1/cancel",
-        json!({}),
-    )
-    .await?;
+    let cancelled = shop
+        .shop
+        .send_json("POST", "/participants/rep-1/orders/o-1/cancel", json!({}))
+        .await?;
     assert_eq!(cancelled.status, 200);
     assert_eq!(shop.outbox_len().await?, 0, "published and deleted");
     let events: Vec<Value> = shop
@@ -845,13 +827,9 @@ async fn a_partner_account_transfers_to_its_team_once_and_never_overdraws() -> a
     )
     .await?;
     let transfer = async |from: &str, body: Value| {
-        json(
-            &shop.shop,
-            "POST",
-            &format!("/participants/{from}/transfers"),
-            body,
-        )
-        .await
+        shop.shop
+            .send_json("POST", &format!("/participants/{from}/transfers"), body)
+            .await
     };
     let body = json!({"id": "t-1", "to": "rep-1", "points": 200, "note": "Q4 split"});
     let first = transfer("partner", body.clone()).await?;
@@ -919,7 +897,9 @@ async fn a_partner_account_transfers_to_its_team_once_and_never_overdraws() -> a
         tokio::spawn(async move {
             loop {
                 let body = json!({"id": format!("c-{i}"), "to": "rep-1", "points": 50});
-                let answer = json(&client, "POST", "/participants/partner/transfers", body).await?;
+                let answer = client
+                    .send_json("POST", "/participants/partner/transfers", body)
+                    .await?;
                 if answer.status != 503 {
                     return anyhow::Ok(answer.status);
                 }

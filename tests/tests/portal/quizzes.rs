@@ -43,22 +43,6 @@ async fn portal(name: &str, program_yaml: &str) -> anyhow::Result<Portal> {
     })
 }
 
-async fn send(
-    client: &ApiClient,
-    method: &str,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<Response> {
-    client
-        .send(
-            method,
-            path,
-            body.to_string().into_bytes(),
-            "application/json",
-        )
-        .await
-}
-
 /// Five questions; the key is `a` for odd and `b` for even questions.
 fn quiz(title: &str, attempts: u32, welcome: bool) -> Value {
     let questions: Vec<Value> = (1..=5)
@@ -159,30 +143,24 @@ async fn quizzes_are_graded_here_keep_their_key_and_award_once() -> anyhow::Resu
     p.enrol("rep-2").await?;
 
     // Definitions: created, then replaced; an invalid one names its fields and stores nothing.
-    let created = send(
-        &p.admin,
-        "PUT",
-        "/quizzes/welcome",
-        quiz("Welcome", 1, true),
-    )
-    .await?;
+    let created = p
+        .admin
+        .send_json("PUT", "/quizzes/welcome", quiz("Welcome", 1, true))
+        .await?;
     assert_eq!(created.status, 201, "{created:?}");
     assert_eq!(
         created.body["questions"][0]["answer"], "a",
         "the admin sees the key"
     );
-    let replaced = send(
-        &p.admin,
-        "PUT",
-        "/quizzes/welcome",
-        quiz("Welcome aboard", 1, true),
-    )
-    .await?;
+    let replaced = p
+        .admin
+        .send_json("PUT", "/quizzes/welcome", quiz("Welcome aboard", 1, true))
+        .await?;
     assert_eq!(replaced.status, 200, "{replaced:?}");
     let mut bad = quiz("Bad", 0, false);
     bad["questions"][1]["answer"] = json!("z");
     bad["questions"].as_array_mut().unwrap().truncate(4);
-    let refused = send(&p.admin, "PUT", "/quizzes/mx-500", bad).await?;
+    let refused = p.admin.send_json("PUT", "/quizzes/mx-500", bad).await?;
     assert_eq!(refused.status, 400, "{refused:?}");
     let fields: Vec<&str> = refused.body["errors"]
         .as_array()
@@ -195,16 +173,16 @@ async fn quizzes_are_graded_here_keep_their_key_and_award_once() -> anyhow::Resu
         ["questions", "questions[1].answer", "attempts"],
         "{refused:?}"
     );
-    let product = send(&p.admin, "PUT", "/quizzes/mx-500", quiz("MX-500", 2, false)).await?;
+    let product = p
+        .admin
+        .send_json("PUT", "/quizzes/mx-500", quiz("MX-500", 2, false))
+        .await?;
     assert_eq!(product.status, 201, "{product:?}");
     // A key without admin may not define quizzes.
-    let forbidden = send(
-        &p.portal,
-        "PUT",
-        "/quizzes/mx-500",
-        quiz("MX-500", 2, false),
-    )
-    .await?;
+    let forbidden = p
+        .portal
+        .send_json("PUT", "/quizzes/mx-500", quiz("MX-500", 2, false))
+        .await?;
     assert_eq!(forbidden.status, 403);
 
     // The list: no answer key; what a perfect attempt earns is what the calculator says;
@@ -267,25 +245,19 @@ async fn quizzes_are_graded_here_keep_their_key_and_award_once() -> anyhow::Resu
     let mut partial = answers(5);
     partial.as_object_mut().unwrap().remove("q5");
     partial["q9"] = json!("a");
-    let refused = send(
-        &p.portal,
-        "POST",
-        path,
-        json!({"id": "w-1", "answers": partial}),
-    )
-    .await?;
+    let refused = p
+        .portal
+        .send_json("POST", path, json!({"id": "w-1", "answers": partial}))
+        .await?;
     assert_eq!(refused.status, 400, "{refused:?}");
     assert_eq!(refused.body["errors"][0]["field"], "answers.q9");
     assert_eq!(refused.body["errors"][1]["field"], "answers.q5");
 
     // Graded here: 4 of 5. The only attempt is used, so the key is shown with it.
-    let graded = send(
-        &p.portal,
-        "POST",
-        path,
-        json!({"id": "w-1", "answers": answers(4)}),
-    )
-    .await?;
+    let graded = p
+        .portal
+        .send_json("POST", path, json!({"id": "w-1", "answers": answers(4)}))
+        .await?;
     assert_eq!(graded.status, 201, "{graded:?}");
     assert_eq!(
         (
@@ -302,51 +274,36 @@ async fn quizzes_are_graded_here_keep_their_key_and_award_once() -> anyhow::Resu
     assert_eq!(graded.body["key"]["q5"], "a");
     assert_eq!(graded.body["event_id"], "quiz:welcome:w-1");
     // The same attempt again is the same attempt; other answers under its id are refused.
-    let again = send(
-        &p.portal,
-        "POST",
-        path,
-        json!({"id": "w-1", "answers": answers(4)}),
-    )
-    .await?;
+    let again = p
+        .portal
+        .send_json("POST", path, json!({"id": "w-1", "answers": answers(4)}))
+        .await?;
     assert_eq!(again.status, 200);
     assert_eq!(again.body, graded.body);
-    let other = send(
-        &p.portal,
-        "POST",
-        path,
-        json!({"id": "w-1", "answers": answers(5)}),
-    )
-    .await?;
+    let other = p
+        .portal
+        .send_json("POST", path, json!({"id": "w-1", "answers": answers(5)}))
+        .await?;
     assert_eq!(other.status, 422, "{other:?}");
-    let extra = send(
-        &p.portal,
-        "POST",
-        path,
-        json!({"id": "w-2", "answers": answers(5)}),
-    )
-    .await?;
+    let extra = p
+        .portal
+        .send_json("POST", path, json!({"id": "w-2", "answers": answers(5)}))
+        .await?;
     assert_eq!(extra.status, 409, "{extra:?}");
 
     // A retake-able quiz keeps its key while attempts are left.
     let path = "/participants/rep-1/quizzes/mx-500/attempts";
-    let first = send(
-        &p.portal,
-        "POST",
-        path,
-        json!({"id": "m-1", "answers": answers(2)}),
-    )
-    .await?;
+    let first = p
+        .portal
+        .send_json("POST", path, json!({"id": "m-1", "answers": answers(2)}))
+        .await?;
     assert_eq!(first.status, 201, "{first:?}");
     assert_eq!(first.body["attempts_left"], 1);
     assert!(first.body.get("key").is_none(), "{first:?}");
-    let second = send(
-        &p.portal,
-        "POST",
-        path,
-        json!({"id": "m-2", "answers": answers(5)}),
-    )
-    .await?;
+    let second = p
+        .portal
+        .send_json("POST", path, json!({"id": "m-2", "answers": answers(5)}))
+        .await?;
     assert_eq!(
         (second.status, second.body["attempts_left"].clone()),
         (201, json!(0))
@@ -386,7 +343,10 @@ async fn quizzes_are_graded_here_keep_their_key_and_award_once() -> anyhow::Resu
 async fn concurrent_attempts_never_exceed_the_attempts_allowed() -> anyhow::Result<()> {
     let p = portal("portal-quiz-race", SAMPLE).await?;
     p.enrol("rep-1").await?;
-    let created = send(&p.admin, "PUT", "/quizzes/mx-500", quiz("MX-500", 3, false)).await?;
+    let created = p
+        .admin
+        .send_json("PUT", "/quizzes/mx-500", quiz("MX-500", 3, false))
+        .await?;
     assert_eq!(created.status, 201);
     let mut tasks = Vec::new();
     for i in 0..24 {
@@ -394,13 +354,9 @@ async fn concurrent_attempts_never_exceed_the_attempts_allowed() -> anyhow::Resu
         tasks.push(tokio::spawn(async move {
             // Every attempt twice: a retry racing its original is still one attempt.
             let body = json!({"id": format!("race-{}", i / 2), "answers": answers(3)});
-            send(
-                &client,
-                "POST",
-                "/participants/rep-1/quizzes/mx-500/attempts",
-                body,
-            )
-            .await
+            client
+                .send_json("POST", "/participants/rep-1/quizzes/mx-500/attempts", body)
+                .await
         }));
     }
     let mut made = HashSet::new();
@@ -432,7 +388,10 @@ async fn a_lead_is_pending_until_approved_once_or_rejected() -> anyhow::Result<(
 
     // Tipped: pending, with what approval would earn.
     let path = "/participants/rep-1/leads";
-    let tipped = send(&p.portal, "POST", path, tip("L-1", "Nordic Forklift AB")).await?;
+    let tipped = p
+        .portal
+        .send_json("POST", path, tip("L-1", "Nordic Forklift AB"))
+        .await?;
     assert_eq!(tipped.status, 201, "{tipped:?}");
     assert_eq!(tipped.body["status"], "pending");
     let quote = p
@@ -446,23 +405,31 @@ async fn a_lead_is_pending_until_approved_once_or_rejected() -> anyhow::Result<(
     assert_eq!(tipped.body["points_on_approval"], quote);
     // The same tip again is the same lead; its id with another tip is refused; the same
     // company under another id (other case and spacing) is a duplicate.
-    let again = send(&p.portal, "POST", path, tip("L-1", "Nordic Forklift AB")).await?;
+    let again = p
+        .portal
+        .send_json("POST", path, tip("L-1", "Nordic Forklift AB"))
+        .await?;
     assert_eq!(again.status, 200);
     assert_eq!(
-        send(&p.portal, "POST", path, tip("L-1", "Other AB"))
+        p.portal
+            .send_json("POST", path, tip("L-1", "Other AB"))
             .await?
             .status,
         422
     );
-    let duplicate = send(&p.portal, "POST", path, tip("L-9", "nordic  forklift ab.")).await?;
+    let duplicate = p
+        .portal
+        .send_json("POST", path, tip("L-9", "nordic  forklift ab."))
+        .await?;
     assert_eq!(duplicate.status, 409, "{duplicate:?}");
-    let invalid = send(
-        &p.portal,
-        "POST",
-        path,
-        json!({"id": "L 2", "company": " ", "colour": 1}),
-    )
-    .await?;
+    let invalid = p
+        .portal
+        .send_json(
+            "POST",
+            path,
+            json!({"id": "L 2", "company": " ", "colour": 1}),
+        )
+        .await?;
     assert_eq!(invalid.status, 400);
     assert_eq!(
         invalid.body["errors"].as_array().unwrap().len(),
@@ -470,14 +437,10 @@ async fn a_lead_is_pending_until_approved_once_or_rejected() -> anyhow::Result<(
         "{invalid:?}"
     );
     assert_eq!(
-        send(
-            &p.portal,
-            "POST",
-            "/participants/nobody/leads",
-            tip("L-1", "X")
-        )
-        .await?
-        .status,
+        p.portal
+            .send_json("POST", "/participants/nobody/leads", tip("L-1", "X"))
+            .await?
+            .status,
         404
     );
     for (rep, id, company) in [
@@ -485,13 +448,14 @@ async fn a_lead_is_pending_until_approved_once_or_rejected() -> anyhow::Result<(
         ("rep-2", "L-3", "Nordic Forklift AB"),
         ("rep-2", "L-4", "Lift & Co"),
     ] {
-        let r = send(
-            &p.portal,
-            "POST",
-            &format!("/participants/{rep}/leads"),
-            tip(id, company),
-        )
-        .await?;
+        let r = p
+            .portal
+            .send_json(
+                "POST",
+                &format!("/participants/{rep}/leads"),
+                tip(id, company),
+            )
+            .await?;
         assert_eq!(r.status, 201, "{r:?}");
     }
 
@@ -520,60 +484,59 @@ async fn a_lead_is_pending_until_approved_once_or_rejected() -> anyhow::Result<(
 
     // Approved once: a second approval or a rejection afterwards is a 409.
     let approve = "/participants/rep-1/leads/L-1/approve";
-    let approved = send(&p.admin, "POST", approve, json!({})).await?;
+    let approved = p.admin.send_json("POST", approve, json!({})).await?;
     assert_eq!(approved.status, 200, "{approved:?}");
     assert_eq!(approved.body["status"], "approved");
     assert_eq!(approved.body["decided_by"], "acme-admin");
     assert_eq!(
-        send(&p.admin, "POST", approve, json!({})).await?.status,
+        p.admin.send_json("POST", approve, json!({})).await?.status,
         409
     );
-    let late = send(
-        &p.admin,
-        "POST",
-        "/participants/rep-1/leads/L-1/reject",
-        json!({"reason": "late"}),
-    )
-    .await?;
+    let late = p
+        .admin
+        .send_json(
+            "POST",
+            "/participants/rep-1/leads/L-1/reject",
+            json!({"reason": "late"}),
+        )
+        .await?;
     assert_eq!(late.status, 409);
     assert_eq!(
-        send(
-            &p.admin,
-            "POST",
-            "/participants/rep-1/leads/L-404/approve",
-            json!({})
-        )
-        .await?
-        .status,
+        p.admin
+            .send_json("POST", "/participants/rep-1/leads/L-404/approve", json!({}))
+            .await?
+            .status,
         404
     );
     assert_eq!(
-        send(&p.portal, "POST", approve, json!({})).await?.status,
+        p.portal.send_json("POST", approve, json!({})).await?.status,
         403
     );
 
     // Rejected with a reason (required); the company may then be tipped again.
     let reject = "/participants/rep-1/leads/L-2/reject";
-    assert_eq!(send(&p.admin, "POST", reject, json!({})).await?.status, 400);
-    let rejected = send(
-        &p.admin,
-        "POST",
-        reject,
-        json!({"reason": "Already a partner"}),
-    )
-    .await?;
+    assert_eq!(
+        p.admin.send_json("POST", reject, json!({})).await?.status,
+        400
+    );
+    let rejected = p
+        .admin
+        .send_json("POST", reject, json!({"reason": "Already a partner"}))
+        .await?;
     assert_eq!(
         (rejected.status, rejected.body["status"].clone()),
         (200, json!("rejected"))
     );
     assert_eq!(
-        send(&p.admin, "POST", reject, json!({"reason": "again"}))
+        p.admin
+            .send_json("POST", reject, json!({"reason": "again"}))
             .await?
             .status,
         409
     );
     assert_eq!(
-        send(&p.portal, "POST", path, tip("L-5", "Baltic Lift"))
+        p.portal
+            .send_json("POST", path, tip("L-5", "Baltic Lift"))
             .await?
             .status,
         201
@@ -635,7 +598,7 @@ impl Portal {
         self.enrol(participant).await?;
         let path = format!("/participants/{participant}/adjustments");
         let body = json!({"id": "opening", "points": points, "reason": "opening balance"});
-        let adjusted = send(&self.admin, "POST", &path, body).await?;
+        let adjusted = self.admin.send_json("POST", &path, body).await?;
         anyhow::ensure!(adjusted.status == 202, "{adjusted:?}");
         Ok(())
     }
@@ -653,7 +616,7 @@ impl Portal {
             let path = format!("/participants/{participant}/spins");
             let body = json!({"id": format!("{prefix}-{i}")});
             tasks.push(tokio::spawn(async move {
-                send(&client, "POST", &path, body).await
+                client.send_json("POST", &path, body).await
             }));
         }
         let mut responses = Vec::new();
@@ -669,13 +632,10 @@ async fn spins_are_refused_while_the_program_has_them_off() -> anyhow::Result<()
     let p = portal("portal-spins-off", SAMPLE).await?;
     p.enrol_with("rep-1", 100).await?;
     p.settle().await?;
-    let refused = send(
-        &p.portal,
-        "POST",
-        "/participants/rep-1/spins",
-        json!({"id": "s-1"}),
-    )
-    .await?;
+    let refused = p
+        .portal
+        .send_json("POST", "/participants/rep-1/spins", json!({"id": "s-1"}))
+        .await?;
     assert_eq!(refused.status, 409, "{refused:?}");
     assert!(refused.body["detail"].as_str().unwrap().contains("off"));
     assert_eq!(p.balance("rep-1").await?, 100);
@@ -698,7 +658,10 @@ async fn spins_debit_once_never_overdraw_stay_within_budget_and_limit_and_are_au
 
     // One spin: debited, drawn, credited in one go, and its audit record.
     let path = "/participants/rep-1/spins";
-    let first = send(&p.portal, "POST", path, json!({"id": "s-first"})).await?;
+    let first = p
+        .portal
+        .send_json("POST", path, json!({"id": "s-first"}))
+        .await?;
     assert_eq!(first.status, 201, "{first:?}");
     let spin = &first.body;
     assert_eq!(
@@ -726,10 +689,16 @@ async fn spins_debit_once_never_overdraw_stay_within_budget_and_limit_and_are_au
         ]
     );
     // The same id is the same spin, debited once.
-    let again = send(&p.portal, "POST", path, json!({"id": "s-first"})).await?;
+    let again = p
+        .portal
+        .send_json("POST", path, json!({"id": "s-first"}))
+        .await?;
     assert_eq!((again.status, &again.body), (200, &first.body));
     assert_eq!(p.balance("rep-1").await?, 1040);
-    let invalid = send(&p.portal, "POST", path, json!({"id": "a b", "bet": 5})).await?;
+    let invalid = p
+        .portal
+        .send_json("POST", path, json!({"id": "a b", "bet": 5}))
+        .await?;
     assert_eq!(invalid.status, 400);
     assert_eq!(
         invalid.body["errors"].as_array().unwrap().len(),
@@ -737,18 +706,15 @@ async fn spins_debit_once_never_overdraw_stay_within_budget_and_limit_and_are_au
         "{invalid:?}"
     );
     assert_eq!(
-        send(
-            &p.portal,
-            "POST",
-            "/participants/nobody/spins",
-            json!({"id": "x"})
-        )
-        .await?
-        .status,
+        p.portal
+            .send_json("POST", "/participants/nobody/spins", json!({"id": "x"}))
+            .await?
+            .status,
         404
     );
     assert_eq!(
-        send(&p.admin, "POST", path, json!({"id": "s-admin"}))
+        p.admin
+            .send_json("POST", path, json!({"id": "s-admin"}))
             .await?
             .status,
         403
@@ -943,13 +909,10 @@ async fn the_store_writes_only_from_the_state_it_was_decided_on() -> anyhow::Res
     store.submit(PROGRAM, &lead("L-2", "BALTIC lift!")).await?;
 
     // A spin decided on an empty budget, written after the budget filled up, writes nothing.
-    let response = send(
-        &p.portal,
-        "POST",
-        "/participants/rep-1/spins",
-        json!({"id": "s-1"}),
-    )
-    .await?;
+    let response = p
+        .portal
+        .send_json("POST", "/participants/rep-1/spins", json!({"id": "s-1"}))
+        .await?;
     assert_eq!(response.status, 201, "{response:?}");
     let before = p.balance("rep-1").await?;
     let (used, spins) = store
@@ -1024,16 +987,23 @@ async fn a_physical_prize_goes_out_for_fulfilment_once() -> anyhow::Result<()> {
     p.enrol_with("rep-1", 100).await?;
     p.settle().await?;
     let path = "/participants/rep-1/spins";
-    let won = send(&p.portal, "POST", path, json!({"id": "s-1"})).await?;
+    let won = p
+        .portal
+        .send_json("POST", path, json!({"id": "s-1"}))
+        .await?;
     assert_eq!(won.status, 201, "{won:?}");
     assert_eq!(won.body["prize"]["item"], "HP-200");
     assert_eq!(
-        send(&p.portal, "POST", path, json!({"id": "s-1"}))
+        p.portal
+            .send_json("POST", path, json!({"id": "s-1"}))
             .await?
             .status,
         200
     );
-    let spent = send(&p.portal, "POST", path, json!({"id": "s-2"})).await?;
+    let spent = p
+        .portal
+        .send_json("POST", path, json!({"id": "s-2"}))
+        .await?;
     assert_eq!(
         (
             spent.body["outcome"].clone(),

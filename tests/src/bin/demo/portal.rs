@@ -6,7 +6,7 @@
 
 use crate::{PROGRAM, get_ok};
 use anyhow::Context;
-use carrot_local::deployment::{ApiClient, Deployment, Response};
+use carrot_local::deployment::{ApiClient, Deployment};
 use carrot_local::stack::LocalStack;
 use carrot_local::workload::{Behaviour, Rep};
 use serde_json::{Value, json};
@@ -21,22 +21,6 @@ pub struct PortalStep<'a> {
     pub late: &'a [Rep],
 }
 
-async fn send(
-    client: &ApiClient,
-    method: &str,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<Response> {
-    client
-        .send(
-            method,
-            path,
-            body.to_string().into_bytes(),
-            "application/json",
-        )
-        .await
-}
-
 /// A request that must succeed with `status`.
 async fn expect(
     client: &ApiClient,
@@ -45,7 +29,7 @@ async fn expect(
     body: Value,
     status: u16,
 ) -> anyhow::Result<Value> {
-    let r = send(client, method, path, body).await?;
+    let r = client.send_json(method, path, body).await?;
     anyhow::ensure!(
         r.status == status,
         "{method} {path}: {} {}",
@@ -136,15 +120,16 @@ impl PortalStep<'_> {
         let name = rep.profile["name"].as_str().unwrap_or(&rep.id);
         let wallet = &statement["wallet"];
         println!(
-            "   GET …/participants/{} ({name}, {}): balance {}, available {available}, pending {} (deposits {}), expiring within 90 days {}; this month {} points on {} login days",
+            "   GET …/participants/{} ({name}, {}): balance {}, available {available}, pending {} (deposits {}), expiring within 90 days {}; this quarter ({}) {} points on {} login days",
             rep.id,
             statement["segment"].as_str().unwrap_or("unsegmented"),
             wallet["balance"],
             wallet["pending"],
             lots(&wallet["deposits"]),
             wallet["expiring_soon"],
-            statement["month"]["points"],
-            statement["month"]["login_days"],
+            statement["quarter"]["period"].as_str().unwrap_or_default(),
+            statement["quarter"]["points"],
+            statement["quarter"]["login_days"],
         );
         for drawing in statement["drawings"].as_array().into_iter().flatten() {
             println!(
@@ -190,8 +175,8 @@ impl PortalStep<'_> {
         // An order, sent twice as a portal retrying after a timeout: one order, one debit.
         let order = json!({"idempotency_key": format!("{}-checkout-1", rep.id), "item": "gift-card-500", "quantity": 1});
         let path = format!("/participants/{}/orders", rep.id);
-        let first = send(&portal, "POST", &path, order.clone()).await?;
-        let retry = send(&portal, "POST", &path, order).await?;
+        let first = portal.send_json("POST", &path, order.clone()).await?;
+        let retry = portal.send_json("POST", &path, order).await?;
         anyhow::ensure!(
             first.status == 201 && retry.status == 200,
             "orders: {first:?} {retry:?}"
@@ -208,7 +193,7 @@ impl PortalStep<'_> {
             first.body["order"].as_str().unwrap_or_default(),
             after["wallet"]["available"]
         );
-        let trip = send(&portal, "POST", &path, json!({"idempotency_key": format!("{}-checkout-2", rep.id), "item": "trip-stockholm", "quantity": 1})).await?;
+        let trip = portal.send_json("POST", &path, json!({"idempotency_key": format!("{}-checkout-2", rep.id), "item": "trip-stockholm", "quantity": 1})).await?;
         println!(
             "   The weekend trip: {} {}: {}",
             trip.status,
@@ -242,7 +227,7 @@ impl PortalStep<'_> {
         );
 
         // A new rep's first login unlocked the welcome quiz.
-        expect(self.admin, "PUT", "/quizzes/welcome", welcome_quiz(), 200).await?;
+        expect(self.admin, "PUT", "/quizzes/welcome", welcome_quiz(), 201).await?;
         let mut newcomer = None;
         for late in self.late {
             let statement = get_ok(&portal, &format!("/participants/{}", late.id)).await?;
@@ -251,7 +236,7 @@ impl PortalStep<'_> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|q| q["quiz"] == "welcome" && q["offered"] == true)
+                .find(|q| q["id"] == "welcome" && q["offered"] == true)
                 .cloned();
             if let Some(quiz) = offered {
                 newcomer = Some((late, statement, quiz));
@@ -277,7 +262,7 @@ impl PortalStep<'_> {
             "   {} ({}) logged in: GET …/quizzes offers the welcome quiz (a perfect attempt earns {}); graded on the server: {} of {} correct; awarded by the rules: balance {} → {}",
             late.profile["name"].as_str().unwrap_or(&late.id),
             late.id,
-            quiz["earns"],
+            quiz["perfect_attempt_points"],
             graded["correct"],
             graded["questions"],
             before["wallet"]["balance"],
@@ -289,8 +274,8 @@ impl PortalStep<'_> {
         let tipped = expect(&portal, "POST", &lead_path, json!({"id": "LEAD-2041", "company": "Oslo Truck & Lift AS", "note": "Fleet of 40, renewing next spring"}), 201).await?;
         let pending = get_ok(self.admin, "/leads?status=pending").await?;
         let approve = format!("{lead_path}/LEAD-2041/approve");
-        let approved = send(self.admin, "POST", &approve, json!({})).await?;
-        let again = send(self.admin, "POST", &approve, json!({})).await?;
+        let approved = self.admin.send_json("POST", &approve, json!({})).await?;
+        let again = self.admin.send_json("POST", &approve, json!({})).await?;
         anyhow::ensure!(
             approved.status == 200 && again.status == 409,
             "{approved:?} {again:?}"
