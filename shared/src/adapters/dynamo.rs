@@ -220,6 +220,20 @@ impl DynamoStore {
         }
     }
 
+    /// One item, strongly consistent; `None` when there is none.
+    pub(crate) async fn get_item(&self, key: Item) -> Result<Option<Item>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(port_error)?;
+        Ok(output.item().cloned())
+    }
+
     pub(crate) async fn query_prefix(
         &self,
         pk: String,

@@ -178,16 +178,8 @@ impl EngageStore for DynamoStore {
     }
 
     async fn run(&self, program: &str, day: &str) -> Result<Option<EngageRun>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(run_key(program, day)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(port_error)?;
-        Ok(output.item().map(|item| EngageRun {
+        let item = self.get_item(run_key(program, day)).await?;
+        Ok(item.map(|item| EngageRun {
             shards: match item.get("shards") {
                 Some(AttributeValue::Ns(shards)) => {
                     shards.iter().filter_map(|n| n.parse().ok()).collect()

@@ -220,19 +220,6 @@ impl NotifyStore {
         Err(port_error(error))
     }
 
-    async fn get(&self, key: Item) -> Result<Option<Item>, PortError> {
-        let output = self
-            .client()
-            .get_item()
-            .table_name(self.name())
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(port_error)?;
-        Ok(output.item().cloned())
-    }
-
     /// The entry an unsuccessful claim found.
     async fn existing(
         &self,
@@ -335,13 +322,14 @@ impl DeliveryStore for NotifyStore {
         participant: &str,
         id: &str,
     ) -> Result<Option<DeliveryEntry>, PortError> {
-        self.get(key(
-            participant_pk(program, participant),
-            format!("{MESSAGE}{id}"),
-        ))
-        .await?
-        .map(entry_from)
-        .transpose()
+        self.table
+            .get_item(key(
+                participant_pk(program, participant),
+                format!("{MESSAGE}{id}"),
+            ))
+            .await?
+            .map(entry_from)
+            .transpose()
     }
 
     async fn claim(
@@ -602,7 +590,8 @@ impl PreferenceStore for NotifyStore {
         participant: &str,
     ) -> Result<Preferences, PortError> {
         match self
-            .get(key(
+            .table
+            .get_item(key(
                 participant_pk(program, participant),
                 PREFERENCES.to_owned(),
             ))

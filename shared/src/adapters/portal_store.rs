@@ -68,19 +68,6 @@ fn with_record(mut item: Item, value: &impl Serialize) -> Item {
 }
 
 impl DynamoStore {
-    async fn get_consistent(&self, key: Item) -> Result<Option<Item>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(port_error)?;
-        Ok(output.item().cloned())
-    }
-
     fn replace_item(&self, item: Item) -> TransactWriteItem {
         let put = Put::builder()
             .table_name(&self.table)
@@ -144,7 +131,7 @@ impl QuizStore for DynamoStore {
     }
 
     async fn quiz(&self, program: &str, quiz: &str) -> Result<Option<Quiz>, PortError> {
-        self.get_consistent(key(quiz_pk(program), quiz.to_owned()))
+        self.get_item(key(quiz_pk(program), quiz.to_owned()))
             .await?
             .map(|item| record(&item, "quiz"))
             .transpose()
@@ -236,7 +223,7 @@ impl LeadStore for DynamoStore {
         participant: &str,
         lead: &str,
     ) -> Result<Option<Lead>, PortError> {
-        self.get_consistent(key(
+        self.get_item(key(
             participant_pk(program, participant),
             format!("{LEAD}{lead}"),
         ))
@@ -369,7 +356,7 @@ impl SpinStore for DynamoStore {
         participant: &str,
         id: &str,
     ) -> Result<Option<Spin>, PortError> {
-        self.get_consistent(key(
+        self.get_item(key(
             participant_pk(program, participant),
             format!("{SPIN}{id}"),
         ))
@@ -402,11 +389,11 @@ impl SpinStore for DynamoStore {
         budget_period: &str,
         limit_period: Option<&str>,
     ) -> Result<(Used, i64), PortError> {
-        let budget = self.get_consistent(spin_budget_key(program, budget_period));
+        let budget = self.get_item(spin_budget_key(program, budget_period));
         let counter = async {
             match limit_period {
                 Some(period) => {
-                    self.get_consistent(key(
+                    self.get_item(key(
                         participant_pk(program, participant),
                         format!("{SPIN_COUNT}{period}"),
                     ))

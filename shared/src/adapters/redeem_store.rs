@@ -81,19 +81,6 @@ fn parse<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, PortError> {
 }
 
 impl DynamoStore {
-    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(port_error)?;
-        Ok(output.item().cloned())
-    }
-
     fn order_item(&self, program: &str, order: &Order) -> Result<Item, PortError> {
         with_key(
             order,
@@ -191,7 +178,7 @@ impl RedeemStore for DynamoStore {
     }
 
     async fn item(&self, program: &str, item: &str) -> Result<Option<CatalogItem>, PortError> {
-        self.get(catalog_pk(program), format!("{ITEM}{item}"))
+        self.get_item(key(catalog_pk(program), format!("{ITEM}{item}")))
             .await?
             .map(|found| parse(found, "catalog item"))
             .transpose()
@@ -237,10 +224,10 @@ impl RedeemStore for DynamoStore {
         participant: &str,
         event_id: &str,
     ) -> Result<Option<EventRecord>, PortError> {
-        self.get(
+        self.get_item(key(
             participant_pk(program, participant),
             format!("{EVENT}{event_id}"),
-        )
+        ))
         .await?
         .map(|found| parse(found, "event record"))
         .transpose()
@@ -252,10 +239,10 @@ impl RedeemStore for DynamoStore {
         participant: &str,
         order: &str,
     ) -> Result<Option<Order>, PortError> {
-        self.get(
+        self.get_item(key(
             participant_pk(program, participant),
             format!("{ORDER}{order}"),
-        )
+        ))
         .await?
         .map(|found| parse(found, "order"))
         .transpose()

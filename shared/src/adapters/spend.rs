@@ -23,7 +23,6 @@
 use super::dynamo::{
     DynamoStore, Expr, Item, PROFILE, corrupt, key, n, numbers, participant_pk, s,
 };
-use super::port_error;
 use crate::domain::ledger::EventRecord;
 use crate::domain::wallet::{Debit, Holder};
 use crate::ports::PortError;
@@ -49,20 +48,14 @@ impl DynamoStore {
         program: &str,
         participant: &str,
     ) -> Result<Option<Holder>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.profile_key(program, participant)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(port_error)?;
-        let Some(item) = output.item() else {
+        let Some(item) = self
+            .get_item(self.profile_key(program, participant))
+            .await?
+        else {
             return Ok(None);
         };
         let mut holder: Holder = from_item(item.clone()).map_err(|e| corrupt("participant", e))?;
-        holder.counters = numbers(item);
+        holder.counters = numbers(&item);
         Ok(Some(holder))
     }
 
