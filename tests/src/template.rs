@@ -1410,15 +1410,26 @@ Resources:
         assert_eq!(r.max_receive_count, 5);
         assert!(t.queue("EventsDeadLetterQueue").is_some());
 
-        let (route, _) = match_route(&t.http_routes, "POST", "/v1/events").expect("ingest route");
-        assert_eq!(route.function, "IngestFunction");
-        assert_eq!(route.route_key(), "POST /v1/events");
-        let (route, _) = match_route(&t.http_routes, "PUT", "/v1/program").expect("program route");
-        assert_eq!(route.function, "AdminFunction");
         let (route, params) =
-            match_route(&t.http_routes, "PUT", "/v1/participants/alice").expect("participant");
+            match_route(&t.http_routes, "POST", "/v1/programs/acme/events").expect("ingest route");
+        assert_eq!(route.function, "IngestFunction");
+        assert_eq!(route.route_key(), "POST /v1/programs/{program}/events");
+        assert_eq!(params["program"], "acme");
+        let (route, _) =
+            match_route(&t.http_routes, "PUT", "/v1/programs/acme").expect("program route");
+        assert_eq!(route.function, "AdminFunction");
+        let (route, params) = match_route(
+            &t.http_routes,
+            "PUT",
+            "/v1/programs/acme/participants/alice",
+        )
+        .expect("participant");
         assert_eq!(route.function, "AdminFunction");
         assert_eq!(params["participant"], "alice");
+        let (route, _) =
+            match_route(&t.http_routes, "GET", "/v1/me/orders").expect("a rep's route");
+        assert_eq!(route.function, "PortalFunction");
+        assert_eq!(route.authorizer.as_deref(), Some("PortalJwt"));
 
         let s = t.sqs_source_of("AwardFunction").expect("AwardFunction SQS");
         assert_eq!(s.queue, "EventsQueue");
@@ -1490,31 +1501,66 @@ Resources:
             TemplateValue::Ref("UnsubscribeSecret".into())
         );
         for (method, path, param, value) in [
-            ("GET", "/v1/leaderboards/points", "board", "points"),
-            ("GET", "/v1/closes/2026-03", "period", "2026-03"),
-            ("GET", "/v1/reports/2026-03", "period", "2026-03"),
-            ("GET", "/v1/reports/2026-03/html", "period", "2026-03"),
-            ("GET", "/v1/drawings/monthly/2026-03", "drawing", "monthly"),
-            ("GET", "/v1/lists/2026-03/winners", "list", "winners"),
+            (
+                "GET",
+                "/v1/programs/acme/leaderboards/points",
+                "board",
+                "points",
+            ),
+            (
+                "GET",
+                "/v1/programs/acme/closes/2026-03",
+                "period",
+                "2026-03",
+            ),
+            (
+                "GET",
+                "/v1/programs/acme/reports/2026-03",
+                "period",
+                "2026-03",
+            ),
+            (
+                "GET",
+                "/v1/programs/acme/reports/2026-03/html",
+                "period",
+                "2026-03",
+            ),
+            (
+                "GET",
+                "/v1/programs/acme/drawings/monthly/2026-03",
+                "drawing",
+                "monthly",
+            ),
+            (
+                "GET",
+                "/v1/programs/acme/lists/2026-03/winners",
+                "list",
+                "winners",
+            ),
             (
                 "POST",
-                "/v1/participants/alice/reinstate",
+                "/v1/programs/acme/participants/alice/reinstate",
                 "participant",
                 "alice",
             ),
             (
                 "GET",
-                "/v1/participants/alice/messages",
+                "/v1/programs/acme/participants/alice/messages",
                 "participant",
                 "alice",
             ),
             (
                 "PUT",
-                "/v1/participants/alice/preferences",
+                "/v1/programs/acme/participants/alice/preferences",
                 "participant",
                 "alice",
             ),
-            ("GET", "/v1/messages/2026-03", "month", "2026-03"),
+            (
+                "GET",
+                "/v1/programs/acme/messages/2026-03",
+                "month",
+                "2026-03",
+            ),
         ] {
             let (route, params) =
                 match_route(&t.http_routes, method, path).unwrap_or_else(|| panic!("{path}"));
