@@ -5,8 +5,8 @@
 //! A rep cannot tip the same company twice while an earlier tip of it is pending or
 //! approved (names compared by their words, case-insensitively); after a rejection they may.
 
-use super::quiz::{ATTEMPTS, Refusal, enrolled, queue_event, quoted};
 use super::redeem::retry_pause;
+use super::{ATTEMPTS, Refusal, enrolled, queue_event, quoted};
 use crate::domain::error::{FieldErrors, check_identifier};
 use crate::domain::money::json_kind;
 use crate::ports::{AwardStore, EventQueue, PortError, ProgramReader, StatsReader};

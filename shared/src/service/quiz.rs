@@ -2,130 +2,15 @@
 //! graded on the server. A graded attempt is a `quiz.completed` event on the events queue, so
 //! the program's rules award its points, exactly once per attempt id.
 
-use crate::domain::envelope::parse_event;
+use super::{ATTEMPTS, Refusal, enrolled, queue_event, quoted};
 use crate::domain::error::FieldError;
-use crate::domain::queued::QueuedEvent;
 use crate::domain::quiz::{Attempt, Quiz, Score, attempt_event_id};
-use crate::http::Problem;
-use crate::ports::{
-    AwardStore, EventQueue, ParticipantState, PortError, ProgramReader, QueueMessage, StatsReader,
-};
-use crate::service::award::AwardError;
-use crate::service::calculator::{QuoteError, quote};
+use crate::ports::{AwardStore, EventQueue, PortError, ProgramReader, StatsReader};
 use crate::service::redeem::retry_pause;
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::future::Future;
-
-/// How often a write is decided again when a concurrent one moved what it read, or a
-/// transaction conflict (a concurrent transaction on the same item) is retried.
-pub(crate) const ATTEMPTS: u32 = 12;
-
-/// Why a portal request is refused; each maps to one problem status.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Refusal {
-    /// 400: the fields at fault.
-    #[error("the request is not valid")]
-    Invalid(String, Vec<FieldError>),
-    /// 404
-    #[error("{0}")]
-    NotFound(String),
-    /// 409: the state does not allow it.
-    #[error("{0}")]
-    Conflict(String),
-    /// 422: an id used again with a different request.
-    #[error("{0}")]
-    Mismatch(String),
-    /// 503: retry with the same request.
-    #[error(transparent)]
-    Unavailable(#[from] PortError),
-}
-
-impl From<Refusal> for Problem {
-    fn from(refusal: Refusal) -> Problem {
-        match refusal {
-            Refusal::Invalid(detail, errors) => Problem::invalid(detail, errors),
-            Refusal::NotFound(detail) => Problem::new(404, "not-found", "Not found", detail),
-            Refusal::Conflict(detail) => Problem::new(409, "conflict", "Not possible now", detail),
-            Refusal::Mismatch(detail) => Problem::new(
-                422,
-                "idempotency-mismatch",
-                "The id was used for a different request",
-                detail,
-            ),
-            Refusal::Unavailable(error) => Problem::unavailable(&error),
-        }
-    }
-}
-
-pub(crate) fn not_enrolled(participant: &str) -> Refusal {
-    Refusal::NotFound(format!(
-        "participant {participant:?} is not enrolled in this program"
-    ))
-}
-
-/// The enrolled participant, or 404.
-pub(crate) async fn enrolled<S: StatsReader>(
-    store: &S,
-    program: &str,
-    participant: &str,
-) -> Result<ParticipantState, Refusal> {
-    store
-        .participant(program, participant)
-        .await?
-        .ok_or_else(|| not_enrolled(participant))
-}
-
-/// Queues an event Carrot makes on a participant's behalf (`envelope` as the API takes it);
-/// the award function records each event id once, so queueing it again is harmless.
-pub(crate) async fn queue_event<Q: EventQueue>(
-    queue: &Q,
-    program: &str,
-    envelope: &Value,
-    now: Timestamp,
-) -> Result<(), Refusal> {
-    let event = parse_event(envelope, "", now).map_err(|errors| {
-        PortError::Permanent(format!("an event Carrot made is invalid: {errors:?}"))
-    })?;
-    let message = QueueMessage {
-        id: "0".into(),
-        body: QueuedEvent {
-            program: program.to_owned(),
-            received_at: now,
-            event,
-        }
-        .to_message(),
-    };
-    match queue.send(&[message]).await.into_iter().next() {
-        Some(Err(error)) => Err(error.into()),
-        _ => Ok(()),
-    }
-}
-
-/// What the program's rules would award `participant` for an event of `event_type` with
-/// `attributes` now: `None` when the program has no configuration yet.
-pub(crate) async fn quoted<S: AwardStore, P: ProgramReader>(
-    store: &S,
-    programs: &P,
-    program: &str,
-    participant: &str,
-    event_type: &str,
-    attributes: Value,
-    now: Timestamp,
-) -> Result<Option<i64>, Refusal> {
-    let envelope = json!({"id": "quote", "participant": participant, "type": event_type,
-        "occurred_at": now.to_string(), "attributes": attributes});
-    let event = parse_event(&envelope, "", now)
-        .map_err(|errors| PortError::Permanent(format!("a quoted event is invalid: {errors:?}")))?;
-    match quote(store, programs, program, &event, now).await {
-        Ok(quote) => Ok(Some(quote.evaluation.points)),
-        Err(QuoteError::Award(AwardError::NoProgram(_))) => Ok(None),
-        Err(QuoteError::NotEnrolled(participant)) => Err(not_enrolled(&participant)),
-        Err(QuoteError::Award(AwardError::Store(error))) => Err(error.into()),
-        Err(QuoteError::Award(other)) => Err(PortError::Transient(other.to_string()).into()),
-    }
-}
 
 /// Quiz definitions and attempts as stored.
 pub trait QuizStore: Send + Sync {

@@ -5,8 +5,8 @@
 //! request from the OS random source and kept across retries: a retry after a concurrent
 //! spin decides the same draw against the budget as it is then.
 
-use super::quiz::{Refusal, enrolled};
 use super::redeem::{Outgoing, RedeemStore, SPEND_ATTEMPTS, publish_committed, retry_pause};
+use super::{Refusal, enrolled};
 use crate::domain::engine::{Added, EXPIRY_LOT, Scope, expiry_date};
 use crate::domain::error::{FieldErrors, check_identifier};
 use crate::domain::ledger::EventRecord;
@@ -204,7 +204,7 @@ async fn decide<S: SpinStore>(
     let holder = store
         .spender(&program.id, participant)
         .await?
-        .ok_or_else(|| super::quiz::not_enrolled(participant))?;
+        .ok_or_else(|| super::not_enrolled(participant))?;
     if !holder.is_active() {
         return Err(Refusal::Conflict(format!(
             "participant {participant:?} is {}: only an active participant spins",
