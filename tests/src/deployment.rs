@@ -93,12 +93,27 @@ impl Deployment {
         options: SqsEventSourceOptions,
         program_ttl: Duration,
     ) -> anyhow::Result<Self> {
+        Self::start_through(stack, stack, name, options, program_ttl).await
+    }
+
+    /// Like [`Deployment::start`], but the handlers and the award function's SQS event source
+    /// reach the services at `services`' endpoints (e.g. a [`crate::fault_proxy::FaultProxy`]
+    /// in front of `stack`, joined with [`LocalStack::connect`]). Provisioning, `store`, `sqs`,
+    /// key creation and cleanup keep `stack`'s own endpoints, so the test's setup and its
+    /// reading of the results are not faulted.
+    pub async fn start_through(
+        stack: &LocalStack,
+        services: &LocalStack,
+        name: &str,
+        options: SqsEventSourceOptions,
+        program_ttl: Duration,
+    ) -> anyhow::Result<Self> {
         let resources = stack.provision(&Resources::unique_prefix(name)).await?;
         let key_prefix = format!("carrot/{}/keys/", resources.prefix());
-        let store = DynamoStore::new(stack.dynamodb_client(), resources.table());
-        let queue = || SqsEventQueue::new(stack.sqs_client(), resources.events_queue_url());
-        let keys = || SecretsKeyStore::new(stack.secrets_client(), key_prefix.clone());
-        let notify_store = || NotifyStore::new(stack.dynamodb_client(), resources.table());
+        let store = DynamoStore::new(services.dynamodb_client(), resources.table());
+        let queue = || SqsEventQueue::new(services.sqs_client(), resources.events_queue_url());
+        let keys = || SecretsKeyStore::new(services.secrets_client(), key_prefix.clone());
+        let notify_store = || NotifyStore::new(services.dynamodb_client(), resources.table());
 
         let ingest = Arc::new(Ingest {
             keys: keys(),
@@ -107,7 +122,7 @@ impl Deployment {
         });
         let outbound = || {
             SnsOutbound::new(
-                stack.sns_client(),
+                services.sns_client(),
                 resources.topic_arn("OutboundTopic").to_owned(),
             )
         };
@@ -120,7 +135,7 @@ impl Deployment {
             config_lead: program_ttl,
             messages: notify_store(),
             unsubscribe: SecretsTokenSecret::new(
-                stack.secrets_client(),
+                services.secrets_client(),
                 resources.unsubscribe_secret_arn(),
             ),
         });
@@ -138,7 +153,7 @@ impl Deployment {
                 programs: CachedPrograms::new(store.clone(), program_ttl),
                 events: queue(),
                 notifications: SqsEventQueue::new(
-                    stack.sqs_client(),
+                    services.sqs_client(),
                     resources.queue_url("NotificationsQueue"),
                 ),
                 outbound: outbound(),
@@ -154,7 +169,7 @@ impl Deployment {
         let clock = Arc::new(FixedClock::at(jiff::Timestamp::now()));
         let notifications = || {
             SqsEventQueue::new(
-                stack.sqs_client(),
+                services.sqs_client(),
                 resources.queue_url("NotificationsQueue"),
             )
         };
@@ -174,12 +189,12 @@ impl Deployment {
                 store: notify_store(),
                 programs: CachedPrograms::new(store.clone(), program_ttl),
                 mailer: SesMailer::new(
-                    stack.sesv2_client(),
+                    services.sesv2_client(),
                     Some(resources.email_configuration_set().to_owned()),
                 ),
-                sms: SnsSms::new(stack.sns_client(), None),
+                sms: SnsSms::new(services.sns_client(), None),
                 secret: SecretsTokenSecret::new(
-                    stack.secrets_client(),
+                    services.secrets_client(),
                     resources.unsubscribe_secret_arn(),
                 ),
                 clock: clock.clone(),
@@ -222,8 +237,10 @@ impl Deployment {
             let award = award.clone();
             Box::pin(async move { award.handle(event).await })
         });
+        // The test reads results directly, never through `services`.
+        let direct_store = DynamoStore::new(stack.dynamodb_client(), resources.table());
         let award = SqsEventSource::start(
-            stack.sqs_client(),
+            services.sqs_client(),
             resources.events_queue_url(),
             resources.events_queue_arn(),
             award_handler,
@@ -238,7 +255,7 @@ impl Deployment {
             notify,
             sender: Vec::new(),
             clock,
-            store,
+            store: direct_store,
             sqs: stack.sqs_client(),
             secrets: stack.secrets_client(),
             key_prefix,

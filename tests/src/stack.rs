@@ -13,6 +13,9 @@
 //!   recorded as sent.
 //! - [`LocalStack::subscribe_queue`]: a queue subscribed to a topic, so tests read what is
 //!   published there with plain SQS ReceiveMessage.
+//! - Every log line of the process (the handlers' included) is also written as JSON to
+//!   `target/test-logs/{binary}-{pid}.jsonl` from the first `start_or_reuse` on, for
+//!   `scripts/scan-logs.py` to check that none carries an e-mail address, phone or secret.
 //!
 //! The server processes never outlive the process that started them: each runs under a small
 //! `sh` watchdog that kills it once the parent process is gone (even when statics are never
@@ -75,6 +78,7 @@ impl LocalStack {
     /// and `CARROT_MOTO_ENDPOINT`), shared by every caller after that. Its servers stop when
     /// the process ends.
     pub async fn start_or_reuse() -> anyhow::Result<&'static LocalStack> {
+        record_logs_once();
         SHARED
             .get_or_try_init(|| async {
                 match (
@@ -1594,6 +1598,48 @@ fn log_dir() -> anyhow::Result<PathBuf> {
         }
     }
     Ok(dir)
+}
+
+/// The filter of the recorded log lines when `CARROT_TEST_LOG` does not name one: what
+/// production logs (INFO), and the project's own debug lines, which an operator may turn on.
+const DEFAULT_RECORDED_LOGS: &str = "info,carrot=debug";
+
+/// Installs, once per process, a subscriber writing every log line as JSON to
+/// `{target}/test-logs/{binary}-{pid}.jsonl` and nowhere else, so what tests print is
+/// unchanged. The scan after the tests reads these files; a subscriber installed before this
+/// one (a test's own) wins and nothing is recorded.
+fn record_logs_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = install_log_recorder() {
+            eprintln!("test logs are not recorded: {e:#}");
+        }
+    });
+}
+
+fn install_log_recorder() -> anyhow::Result<()> {
+    use lambda_runtime::tracing::subscriber::{self, EnvFilter};
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("test-logs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let binary = std::env::current_exe()?
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = dir.join(format!("{binary}-{}.jsonl", std::process::id()));
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let filter = std::env::var("CARROT_TEST_LOG").unwrap_or_else(|_| DEFAULT_RECORDED_LOGS.into());
+    let recorder = subscriber::fmt()
+        .json()
+        .with_ansi(false)
+        .with_env_filter(EnvFilter::try_new(&filter)?)
+        .with_writer(Mutex::new(file))
+        .finish();
+    tracing::subscriber::set_global_default(recorder)?;
+    Ok(())
 }
 
 /// Binds `N` distinct free loopback ports and releases them.

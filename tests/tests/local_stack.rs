@@ -8,11 +8,11 @@ use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use carrot::adapters::clock::SystemClock;
 use carrot::adapters::dynamo::{CachedPrograms, DynamoStore};
-use carrot::domain::counters::MonthStats;
 use carrot::domain::ledger::EntryStatus;
 use carrot::ports::StatsReader;
 use carrot::service::award::{Outcome, award_message};
 use carrot_local::deployment::{ApiClient, Deployment, item_size, signed_headers};
+use carrot_local::reference::{Reference, entries, normalised_months};
 use carrot_local::runner::SqsEventSourceOptions;
 use carrot_local::stack::LocalStack;
 use carrot_local::workload::{month_of_events, roster};
@@ -31,6 +31,8 @@ mod engage;
 mod notify_store;
 #[path = "portal/mod.rs"]
 mod portal;
+#[path = "reliability/mod.rs"]
+mod reliability;
 #[path = "routes/mod.rs"]
 mod routes;
 
@@ -87,59 +89,6 @@ fn profile(name: &str) -> Value {
     json!({"name": name, "email": format!("{name}@dealer.example"), "locale": "sv-SE",
         "time_zone": "Europe/Stockholm", "role": "sales_rep", "distributor": "nordic-dealer",
         "location": "nordic-dealer-stockholm"})
-}
-
-fn points_table() -> HashMap<String, i64> {
-    let document: Value = serde_yaml_ng::from_str(PROGRAM_YAML).unwrap();
-    document["points"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
-        .collect()
-}
-
-/// What the ledger must show, computed from the unique events alone, without the domain code:
-/// an original named by a reversal earns and counts nothing; a login's day always counts.
-fn reference(unique: &[Value]) -> (HashMap<String, i64>, HashMap<(String, String), MonthStats>) {
-    let zone = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap();
-    let points = points_table();
-    let cancelled: HashSet<&str> = unique
-        .iter()
-        .filter_map(|e| e["attributes"]["original_event"].as_str())
-        .collect();
-    let mut balances: HashMap<String, i64> = HashMap::new();
-    let mut months: HashMap<(String, String), MonthStats> = HashMap::new();
-    for event in unique {
-        let kind = event["type"].as_str().unwrap();
-        if kind.ends_with(".cancelled") {
-            continue;
-        }
-        let participant = event["participant"].as_str().unwrap().to_owned();
-        let at: jiff::Timestamp = event["occurred_at"].as_str().unwrap().parse().unwrap();
-        let local = at.to_zoned(zone.clone());
-        let month = local.strftime("%Y-%m").to_string();
-        let stats = months
-            .entry((participant.clone(), month.clone()))
-            .or_default();
-        stats.month = month;
-        if kind == "portal.login" {
-            stats.login_days.insert(local.day() as u8);
-        }
-        if cancelled.contains(event["id"].as_str().unwrap()) {
-            continue;
-        }
-        let earned = points.get(kind).copied().unwrap_or(0);
-        *balances.entry(participant).or_default() += earned;
-        stats.points += earned;
-        *stats.counts.entry(kind.to_owned()).or_default() += 1;
-    }
-    (balances, months)
-}
-
-fn without_zero_counts(mut stats: MonthStats) -> MonthStats {
-    stats.counts.retain(|_, n| *n != 0);
-    stats
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -220,7 +169,8 @@ async fn ten_thousand_events_with_duplicates_reversals_and_late_enrolment_are_aw
         "the run must include redeliveries: {stats:?}"
     );
 
-    let (balances, months) = reference(&unique);
+    let expected = Reference::of_points_table(PROGRAM_YAML)?
+        .expect(&unique.iter().map(|e| (e.clone(), 0)).collect::<Vec<_>>())?;
     let store = &deployment.store;
     let mut checked_months = 0;
     for rep in &reps {
@@ -230,23 +180,18 @@ async fn ten_thousand_events_with_duplicates_reversals_and_late_enrolment_are_aw
             .context("enrolled")?;
         assert_eq!(
             state.balance,
-            balances.get(&rep.id).copied().unwrap_or(0),
+            expected.balance(&rep.id),
             "balance of {}",
             rep.id
         );
-        let stored: BTreeMap<String, MonthStats> = store
-            .months(PROGRAM, &rep.id)
-            .await?
-            .into_iter()
-            .map(|m| (m.month.clone(), without_zero_counts(m)))
-            .collect();
-        let expected: BTreeMap<String, MonthStats> = months
-            .iter()
-            .filter(|((p, _), _)| p == &rep.id)
-            .map(|((_, m), s)| (m.clone(), without_zero_counts(s.clone())))
-            .collect();
-        assert_eq!(stored, expected, "month counters of {}", rep.id);
-        checked_months += expected.len();
+        let months = expected.months(&rep.id);
+        assert_eq!(
+            normalised_months(store.months(PROGRAM, &rep.id).await?),
+            months,
+            "month counters of {}",
+            rep.id
+        );
+        checked_months += months.len();
         // Originals keep what they earned and a reversal holds the clawback, so the ledger
         // sums to the balance.
         let ledger = store.ledger(PROGRAM, &rep.id).await?;
@@ -256,6 +201,9 @@ async fn ten_thousand_events_with_duplicates_reversals_and_late_enrolment_are_aw
             "ledger of {} sums to its balance",
             rep.id
         );
+        if let Err(differences) = expected.check_ledger(&rep.id, &entries(&ledger)) {
+            panic!("{differences}");
+        }
         assert!(
             carrot::ports::EnrolmentStore::parked(store, PROGRAM, &rep.id)
                 .await?

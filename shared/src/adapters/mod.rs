@@ -34,6 +34,7 @@ pub(crate) fn port_error<E: ProvideErrorMetadata + std::fmt::Debug>(
                 "ProvisionedThroughputExceededException"
                 | "ThrottlingException"
                 | "Throttled"
+                | "Throttling" // SNS
                 | "KMSThrottling"
                 | "TooManyRequestsException"
                 | "RequestLimitExceeded"

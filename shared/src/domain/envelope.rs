@@ -14,6 +14,9 @@ use serde_json::{Map, Value};
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// How far `occurred_at` may lie ahead of the receiving clock (source clocks drift a little).
 pub const MAX_FUTURE_SKEW: SignedDuration = SignedDuration::from_mins(5);
+/// The earliest `occurred_at` taken: no program ran before it, and an older time (year 1, the
+/// Unix epoch) is a source system's default value, not when something happened.
+pub const EARLIEST_OCCURRED_AT: Timestamp = Timestamp::constant(946_684_800, 0);
 
 const ENVELOPE_FIELDS: [&str; 5] = ["id", "participant", "type", "occurred_at", "attributes"];
 
@@ -209,6 +212,15 @@ pub fn parse_event(value: &Value, path: &str, now: Timestamp) -> Result<Event, V
                 );
                 None
             }
+            Ok(instant) if instant < EARLIEST_OCCURRED_AT => {
+                errors.push(
+                    at("occurred_at"),
+                    format!(
+                        "{text} is before {EARLIEST_OCCURRED_AT}: not a time an event happened"
+                    ),
+                );
+                None
+            }
             Ok(instant) => Some(instant),
             Err(reason) => {
                 errors.push(at("occurred_at"), reason);
@@ -320,7 +332,8 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
     let offset_ok = if text.ends_with(['Z', 'z']) {
         true
     } else {
-        let offset = &text[text.len().saturating_sub(6)..];
+        // `get`: the last six bytes may start inside a multi-byte character (then no offset).
+        let offset = text.get(text.len().saturating_sub(6)..).unwrap_or_default();
         let b = offset.as_bytes();
         b.len() == 6
             && matches!(b[0], b'+' | b'-')

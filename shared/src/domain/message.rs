@@ -713,25 +713,10 @@ pub fn email_tags(request: &NotificationRequest) -> Vec<(String, String)> {
 /// record (another event type, an SNS subscription message, mail without Carrot's tags).
 /// `Err`: the message is not an SES event at all.
 pub fn parse_ses_event(body: &str) -> Result<Option<Feedback>, String> {
-    let outer: Value =
-        serde_json::from_str(body).map_err(|e| format!("the body is not JSON: {e}"))?;
-    let event: Value = match outer.get("Type").and_then(Value::as_str) {
-        Some("Notification") => {
-            let message = outer
-                .get("Message")
-                .and_then(Value::as_str)
-                .ok_or("an SNS notification without a Message")?;
-            serde_json::from_str(message)
-                .map_err(|e| format!("the SNS Message is not JSON: {e}"))?
-        }
-        Some(_) => return Ok(None),
-        None => outer,
+    let Some((event_type, event)) = ses_event(body)? else {
+        return Ok(None);
     };
-    let event_type = event
-        .get("eventType")
-        .and_then(Value::as_str)
-        .ok_or("not an SES event: no eventType")?;
-    let (what, section) = match event_type {
+    let (what, section) = match event_type.as_str() {
         "Delivery" => (FeedbackEvent::Delivery, "delivery"),
         "Open" => (FeedbackEvent::Open, "open"),
         "Complaint" => (FeedbackEvent::Complaint, "complaint"),
@@ -749,29 +734,15 @@ pub fn parse_ses_event(body: &str) -> Result<Option<Feedback>, String> {
         }
         _ => return Ok(None),
     };
-    let mail = event
-        .get("mail")
-        .filter(|m| m.is_object())
-        .ok_or("an SES event without mail")?;
-    let tags = mail.get("tags");
-    let tag = |name: &str| read_tag(tags, name);
-    let (Some(program), Some(participant), Some(id), Some(kind)) = (
-        tag(TAG_PROGRAM)?,
-        tag(TAG_PARTICIPANT)?,
-        tag(TAG_ID)?,
-        tag(TAG_KIND)?,
-    ) else {
+    let mail = mail_of(&event)?;
+    let Some([program, participant, id, kind]) = request_tags(mail)? else {
         return Ok(None);
     };
-    let at = event
-        .get(section)
-        .and_then(|s| s.get("timestamp"))
-        .or_else(|| mail.get("timestamp"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("an SES {event_type} event without a timestamp"))?;
-    let at: Timestamp = at
-        .parse()
-        .map_err(|e| format!("an SES {event_type} event with a bad timestamp {at:?}: {e}"))?;
+    let at = event_time(
+        event.get(section).and_then(|s| s.get("timestamp")),
+        mail,
+        &event_type,
+    )?;
     let address_sha256 = mail
         .pointer("/destination/0")
         .and_then(Value::as_str)
@@ -782,9 +753,113 @@ pub fn parse_ses_event(body: &str) -> Result<Option<Feedback>, String> {
         id,
         kind,
         event: what,
-        at: at.to_string(),
+        at,
         address_sha256,
     }))
+}
+
+/// SES took one of Carrot's emails for sending: its `Send` event, published when SES accepts
+/// the message. It proves the email went out even when the sender died before logging it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub program: String,
+    pub participant: String,
+    /// The request id (from the message's tags).
+    pub id: String,
+    /// SES's message id: what `SendEmail` returned.
+    pub message_id: String,
+    /// When SES accepted the message.
+    pub at: String,
+}
+
+/// Reads an SES `Send` event, in the envelopes of [`parse_ses_event`]. `Ok(None)`: any other
+/// event or message, or mail without Carrot's tags.
+pub fn parse_ses_send(body: &str) -> Result<Option<Accepted>, String> {
+    let Some((event_type, event)) = ses_event(body)? else {
+        return Ok(None);
+    };
+    if event_type != "Send" {
+        return Ok(None);
+    }
+    let mail = mail_of(&event)?;
+    let Some([program, participant, id, _kind]) = request_tags(mail)? else {
+        return Ok(None);
+    };
+    let message_id = mail
+        .get("messageId")
+        .and_then(Value::as_str)
+        .ok_or("an SES Send event without mail.messageId")?;
+    Ok(Some(Accepted {
+        program,
+        participant,
+        id,
+        message_id: message_id.to_owned(),
+        at: event_time(None, mail, &event_type)?,
+    }))
+}
+
+/// The SES event in an email-events message, with its `eventType`; `None` for an SNS message
+/// that carries no event (a subscription confirmation).
+fn ses_event(body: &str) -> Result<Option<(String, Value)>, String> {
+    let outer: Value =
+        serde_json::from_str(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let event: Value = match outer.get("Type").and_then(Value::as_str) {
+        Some("Notification") => {
+            let message = outer
+                .get("Message")
+                .and_then(Value::as_str)
+                .ok_or("an SNS notification without a Message")?;
+            serde_json::from_str(message)
+                .map_err(|e| format!("the SNS Message is not JSON: {e}"))?
+        }
+        Some(_) => return Ok(None),
+        None => outer,
+    };
+    let event_type = event
+        .get("eventType")
+        .and_then(Value::as_str)
+        .ok_or("not an SES event: no eventType")?
+        .to_owned();
+    Ok(Some((event_type, event)))
+}
+
+fn mail_of(event: &Value) -> Result<&Value, String> {
+    event
+        .get("mail")
+        .filter(|m| m.is_object())
+        .ok_or_else(|| "an SES event without mail".to_owned())
+}
+
+/// The program, participant, request id and kind the message's tags name; `None` for mail
+/// Carrot did not send.
+fn request_tags(mail: &Value) -> Result<Option<[String; 4]>, String> {
+    let tags = mail.get("tags");
+    let tag = |name: &str| read_tag(tags, name);
+    Ok(
+        match (
+            tag(TAG_PROGRAM)?,
+            tag(TAG_PARTICIPANT)?,
+            tag(TAG_ID)?,
+            tag(TAG_KIND)?,
+        ) {
+            (Some(program), Some(participant), Some(id), Some(kind)) => {
+                Some([program, participant, id, kind])
+            }
+            _ => None,
+        },
+    )
+}
+
+/// The event's own time (`stamp`), else the mail's, normalised.
+fn event_time(stamp: Option<&Value>, mail: &Value, event_type: &str) -> Result<String, String> {
+    let at = stamp
+        .or_else(|| mail.get("timestamp"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("an SES {event_type} event without a timestamp"))?;
+    let at: Timestamp = at
+        .parse()
+        .map_err(|e| format!("an SES {event_type} event with a bad timestamp {at:?}: {e}"))?;
+    Ok(at.to_string())
 }
 
 /// A tag's value (SES gives each tag as a list of values), its continuations appended.
@@ -1603,6 +1678,35 @@ mod tests {
         ] {
             assert!(parse_ses_event(&body).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn a_send_event_names_the_request_ses_accepted() {
+        let tags = email_tags(&sent_request());
+        let send = json!({"eventType": "Send", "mail": mail(&tags), "send": {}});
+        let accepted = Accepted {
+            program: "acme".into(),
+            participant: "rep-anna".into(),
+            id: "acme:journey.tip:rep-anna".into(),
+            message_id: "0102018f-example-000000".into(),
+            at: "2026-11-23T10:00:00.012Z".into(),
+        };
+        assert_eq!(parse_ses_send(&sns(&send)), Ok(Some(accepted.clone())));
+        assert_eq!(parse_ses_send(&send.to_string()), Ok(Some(accepted)));
+        // Not feedback: it records nothing on the log entry.
+        assert_eq!(parse_ses_event(&sns(&send)), Ok(None));
+        let delivery = json!({"eventType": "Delivery", "mail": mail(&tags),
+            "delivery": {"timestamp": "2026-11-23T10:00:01.133Z"}});
+        assert_eq!(parse_ses_send(&sns(&delivery)), Ok(None));
+        assert_eq!(
+            parse_ses_send(&sns(
+                &json!({"eventType": "Send", "mail": mail(&[]), "send": {}})
+            )),
+            Ok(None)
+        );
+        let mut no_id = mail(&tags);
+        no_id.as_object_mut().unwrap().remove("messageId");
+        assert!(parse_ses_send(&sns(&json!({"eventType": "Send", "mail": no_id}))).is_err());
     }
 
     proptest! {

@@ -28,3 +28,6 @@ pub mod standings;
 pub mod stick;
 pub mod template;
 pub mod wallet;
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -408,10 +408,12 @@ fn text(
     }
 }
 
-/// A deliberately plain check: one `@`, a dotted domain, no spaces. Deliverability is SES's job.
+/// A deliberately plain check: one `@`, a dotted domain, no spaces or control characters (a
+/// NUL or an escape would be stored, then refused by every mail header). Deliverability is
+/// SES's job.
 fn check_email(errors: &mut FieldErrors, field: &str, email: &str) {
     let valid = email.len() <= 254
-        && !email.contains(char::is_whitespace)
+        && !email.contains(|c: char| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && !domain.contains('@')

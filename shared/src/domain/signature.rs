@@ -46,8 +46,9 @@ pub fn check_timestamp(timestamp: &str, now: Timestamp) -> Result<(), SignatureE
         .trim()
         .parse()
         .map_err(|_| SignatureError::MalformedTimestamp)?;
-    let skew = now.as_second() - sent;
-    if skew.abs() > TOLERANCE_SECS {
+    // Saturating: a timestamp near i64::MIN or MAX is stale, not an overflow.
+    let skew = now.as_second().saturating_sub(sent);
+    if skew.saturating_abs() > TOLERANCE_SECS {
         return Err(SignatureError::Stale(skew));
     }
     Ok(())

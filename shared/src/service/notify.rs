@@ -4,11 +4,13 @@
 //! A request's id is its idempotency key. The sender decides (preferences, suppression,
 //! quiet hours, frequency caps), renders, then claims the id in the delivery log before it
 //! calls the provider and marks it sent after; a redelivery finds the entry and stops. A
-//! provider failure gives the claim back, so the retry can send.
+//! provider failure gives the claim back, so the retry can send. A sender that dies between
+//! the provider's answer and the log write leaves the claim `sending`: SES's `Send` event for
+//! the email marks it sent, so the redelivery does not mail again.
 
 use crate::domain::message::{
-    Channel, Claim, Decision, DeliveryEntry, DeliveryStatus, NotificationRequest, Recipient,
-    email_tags, parse_ses_event, unsubscribe_token,
+    Accepted, Channel, Claim, Decision, DeliveryEntry, DeliveryStatus, NotificationRequest,
+    Recipient, email_tags, parse_ses_event, parse_ses_send, unsubscribe_token,
 };
 use crate::domain::mime::{Mailbox, build_email};
 use crate::domain::program::Program;
@@ -21,7 +23,8 @@ use jiff::{SignedDuration, Timestamp};
 
 /// A `Sending` entry this old with no word from the provider is taken to have failed before
 /// the provider accepted it, and is sent again. Shorter than the queue's retries last
-/// (5 receives, 60 s apart), so the message is not dead-lettered meanwhile.
+/// (5 receives, 60 s apart), so the message is not dead-lettered meanwhile; far longer than
+/// SES takes to publish an accepted email's `Send` event, which settles the entry as sent.
 const SETTLE: SignedDuration = SignedDuration::from_secs(150);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,20 +183,61 @@ where
             at: self.clock.now().to_string(),
             provider_id,
         });
-        self.store
+        match self
+            .store
             .mark_sent(&request.program, &request.participant, &done)
-            .await?;
-        Ok(Outcome::Sent(request.channel))
+            .await
+        {
+            // No longer `sending`: SES's `Send` event was recorded first.
+            Ok(()) | Err(PortError::ConditionFailed) => Ok(Outcome::Sent(request.channel)),
+            Err(e) => Err(e.into()),
+        }
     }
 
-    /// Handles one message of the email-events queue (SES events through SNS).
+    /// Handles one message of the email-events queue (SES events through SNS). `Ok(true)`:
+    /// something was recorded.
     pub async fn feedback(&self, body: &str) -> Result<bool, NotifyError> {
+        if let Some(accepted) = parse_ses_send(body).map_err(NotifyError::Unprocessable)? {
+            return self.accepted(&accepted).await;
+        }
         match parse_ses_event(body).map_err(NotifyError::Unprocessable)? {
             Some(feedback) => {
                 self.store.record(&feedback).await?;
                 Ok(true)
             }
             None => Ok(false),
+        }
+    }
+
+    /// SES accepted an email: a claim still `sending` (its sender has not logged SES's answer
+    /// yet, or died before it could) is marked sent with SES's message id, as the sender
+    /// would have.
+    async fn accepted(&self, accepted: &Accepted) -> Result<bool, NotifyError> {
+        let Some(claim) = self
+            .store
+            .delivery(&accepted.program, &accepted.participant, &accepted.id)
+            .await?
+            .filter(|entry| matches!(entry.status, DeliveryStatus::Sending { .. }))
+        else {
+            // Already marked sent by its sender (the usual case), or not a message of the log.
+            return Ok(false);
+        };
+        let done = DeliveryEntry {
+            status: DeliveryStatus::Sent {
+                at: accepted.at.clone(),
+                provider_id: accepted.message_id.clone(),
+            },
+            ..claim
+        };
+        match self
+            .store
+            .mark_sent(&accepted.program, &accepted.participant, &done)
+            .await
+        {
+            Ok(()) => Ok(true),
+            // The sender marked it meanwhile.
+            Err(PortError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -1,0 +1,4 @@
+mod crash;
+mod exactly_once;
+mod faults;
+mod hostile;
