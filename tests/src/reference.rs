@@ -12,6 +12,7 @@
 use anyhow::Context;
 use carrot::domain::counters::MonthStats;
 use carrot::domain::ledger::EntryStatus;
+use carrot::ports::{EnrolmentStore, StatsReader};
 use jiff::tz::TimeZone;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -211,7 +212,7 @@ fn is_empty(stats: &MonthStats) -> bool {
 /// A participant's stored months as the model states them: a month with nothing in it is the
 /// same as no month (an original cancelled before it arrived writes none, one reversed after
 /// it counted leaves zeros), and a count of zero the same as none.
-pub fn normalised_months(months: Vec<MonthStats>) -> BTreeMap<String, MonthStats> {
+fn normalised_months(months: Vec<MonthStats>) -> BTreeMap<String, MonthStats> {
     months
         .into_iter()
         .filter(|stats| !is_empty(stats))
@@ -266,6 +267,60 @@ impl Expected {
         fixed + grouped
     }
 
+    /// What `store` holds for `participants` of `program` that differs from the model: each
+    /// balance, the ledger's sum against it, every ledger entry, every month counter, and
+    /// events still parked. Also how many ledger entries were compared.
+    pub async fn differences<S: StatsReader + EnrolmentStore>(
+        &self,
+        store: &S,
+        program: &str,
+        participants: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> anyhow::Result<(Vec<String>, usize)> {
+        let mut differences = Vec::new();
+        let mut compared = 0;
+        for participant in participants {
+            let participant = participant.as_ref();
+            let state = store
+                .participant(program, participant)
+                .await?
+                .with_context(|| format!("{participant} is enrolled"))?;
+            if state.balance != self.balance(participant) {
+                differences.push(format!(
+                    "balance of {participant}: {}, expected {}",
+                    state.balance,
+                    self.balance(participant)
+                ));
+            }
+            let ledger = store.ledger(program, participant).await?;
+            let sum: i64 = ledger.iter().map(|r| r.points).sum();
+            if sum != state.balance {
+                differences.push(format!(
+                    "ledger of {participant} sums to {sum}, balance {}",
+                    state.balance
+                ));
+            }
+            if let Err(difference) = self.check_ledger(participant, &entries(&ledger)) {
+                differences.push(difference);
+            }
+            compared += ledger.len();
+            let months = normalised_months(store.months(program, participant).await?);
+            if months != self.months(participant) {
+                differences.push(format!(
+                    "months of {participant}: {months:?}, expected {:?}",
+                    self.months(participant)
+                ));
+            }
+            let parked = store.parked(program, participant).await?;
+            if !parked.is_empty() {
+                differences.push(format!(
+                    "{} events of {participant} still parked",
+                    parked.len()
+                ));
+            }
+        }
+        Ok((differences, compared))
+    }
+
     /// Whether `stored` is a ledger the model allows for `participant`: every entry whose
     /// outcome is fixed as expected, each reversed original with its reversals as one allowed
     /// order leaves them, and nothing else. The error lists what differs.
@@ -304,7 +359,7 @@ impl Expected {
 }
 
 /// A stored ledger as the model states it.
-pub fn entries(records: &[carrot::domain::ledger::EventRecord]) -> Ledger {
+fn entries(records: &[carrot::domain::ledger::EventRecord]) -> Ledger {
     records
         .iter()
         .map(|r| (r.event_id.clone(), (r.status, r.points)))

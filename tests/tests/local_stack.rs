@@ -12,7 +12,7 @@ use carrot::domain::ledger::EntryStatus;
 use carrot::ports::StatsReader;
 use carrot::service::award::{Outcome, award_message};
 use carrot_local::deployment::{ApiClient, Deployment, item_size, signed_headers};
-use carrot_local::reference::{Reference, entries, normalised_months};
+use carrot_local::reference::Reference;
 use carrot_local::runner::SqsEventSourceOptions;
 use carrot_local::stack::LocalStack;
 use carrot_local::workload::{month_of_events, roster};
@@ -171,45 +171,11 @@ async fn ten_thousand_events_with_duplicates_reversals_and_late_enrolment_are_aw
 
     let expected = Reference::of_points_table(PROGRAM_YAML)?
         .expect(&unique.iter().map(|e| (e.clone(), 0)).collect::<Vec<_>>())?;
-    let store = &deployment.store;
-    let mut checked_months = 0;
-    for rep in &reps {
-        let state = store
-            .participant(PROGRAM, &rep.id)
-            .await?
-            .context("enrolled")?;
-        assert_eq!(
-            state.balance,
-            expected.balance(&rep.id),
-            "balance of {}",
-            rep.id
-        );
-        let months = expected.months(&rep.id);
-        assert_eq!(
-            normalised_months(store.months(PROGRAM, &rep.id).await?),
-            months,
-            "month counters of {}",
-            rep.id
-        );
-        checked_months += months.len();
-        // Originals keep what they earned and a reversal holds the clawback, so the ledger
-        // sums to the balance.
-        let ledger = store.ledger(PROGRAM, &rep.id).await?;
-        let ledger_sum: i64 = ledger.iter().map(|r| r.points).sum();
-        assert_eq!(
-            ledger_sum, state.balance,
-            "ledger of {} sums to its balance",
-            rep.id
-        );
-        if let Err(differences) = expected.check_ledger(&rep.id, &entries(&ledger)) {
-            panic!("{differences}");
-        }
-        assert!(
-            carrot::ports::EnrolmentStore::parked(store, PROGRAM, &rep.id)
-                .await?
-                .is_empty()
-        );
-    }
+    let (differences, _) = expected
+        .differences(&deployment.store, PROGRAM, reps.iter().map(|rep| &rep.id))
+        .await?;
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    let checked_months = expected.month_count();
     assert!(
         checked_months > 300,
         "only {checked_months} participant-months checked"

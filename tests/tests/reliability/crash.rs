@@ -18,10 +18,10 @@ use carrot::adapters::secrets::SecretsTokenSecret;
 use carrot::adapters::ses::SesMailer;
 use carrot::adapters::sns::SnsSms;
 use carrot::domain::message::DeliveryStatus;
-use carrot::ports::{DeliveryStore, Mailer, OutgoingEmail, PortError, SmsSender, StatsReader};
+use carrot::ports::{DeliveryStore, Mailer, OutgoingEmail, PortError, SmsSender};
 use carrot::service::notify::Sender;
 use carrot_local::deployment::Deployment;
-use carrot_local::reference::{Reference, entries, normalised_months};
+use carrot_local::reference::Reference;
 use carrot_local::runner::{BoxFut, SqsEventSource, SqsEventSourceOptions, SqsHandler};
 use carrot_local::stack::LocalStack;
 use carrot_local::workload::{month_of_events, roster};
@@ -213,36 +213,15 @@ async fn award_workers_killed_after_commit_or_mid_batch_award_every_event_exactl
 
         let arrivals: Vec<(Value, u32)> = events.iter().map(|e| (e.clone(), 0)).collect();
         let expected = Reference::of_points_table(&yaml)?.expect(&arrivals)?;
-        for rep in &reps {
-            let state = deployment
-                .store
-                .participant(&program, &rep.id)
-                .await?
-                .context("enrolled")?;
-            assert_eq!(
-                state.balance,
-                expected.balance(&rep.id),
-                "{program}: balance of {}",
-                rep.id
-            );
-            let ledger = deployment.store.ledger(&program, &rep.id).await?;
-            assert_eq!(
-                ledger.iter().map(|r| r.points).sum::<i64>(),
-                state.balance,
-                "{program}: the ledger of {} sums to its balance",
-                rep.id
-            );
-            if let Err(differences) = expected.check_ledger(&rep.id, &entries(&ledger)) {
-                panic!("{program}: {differences}");
-            }
-            entries_checked += ledger.len();
-            assert_eq!(
-                normalised_months(deployment.store.months(&program, &rep.id).await?),
-                expected.months(&rep.id),
-                "{program}: month counters of {}",
-                rep.id
-            );
-        }
+        let (differences, compared) = expected
+            .differences(&deployment.store, &program, reps.iter().map(|rep| &rep.id))
+            .await?;
+        assert!(
+            differences.is_empty(),
+            "{program}: {}",
+            differences.join("\n")
+        );
+        entries_checked += compared;
     }
     let stats = deployment.award.stats();
     let (after_commit, mid_batch, survived) = (

@@ -14,9 +14,9 @@ use anyhow::Context;
 use carrot::domain::envelope::parse_event;
 use carrot::domain::ledger::EntryStatus;
 use carrot::domain::queued::QueuedEvent;
-use carrot::ports::{EnrolmentStore, StatsReader};
+use carrot::ports::StatsReader;
 use carrot_local::deployment::{ApiClient, Deployment, Response};
-use carrot_local::reference::{Expected, Reference, entries, normalised_months};
+use carrot_local::reference::{Expected, Reference};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -444,46 +444,9 @@ async fn differences(
     stream: &Stream,
     expected: &Expected,
 ) -> anyhow::Result<Vec<String>> {
-    let store = &deployment.store;
-    let mut differences = Vec::new();
-    for participant in stream.participants() {
-        let state = store
-            .participant(PROGRAM, participant)
-            .await?
-            .context("enrolled")?;
-        if state.balance != expected.balance(participant) {
-            differences.push(format!(
-                "balance of {participant}: {}, expected {}",
-                state.balance,
-                expected.balance(participant)
-            ));
-        }
-        let ledger = store.ledger(PROGRAM, participant).await?;
-        let sum: i64 = ledger.iter().map(|r| r.points).sum();
-        if sum != state.balance {
-            differences.push(format!(
-                "ledger of {participant} sums to {sum}, balance {}",
-                state.balance
-            ));
-        }
-        if let Err(difference) = expected.check_ledger(participant, &entries(&ledger)) {
-            differences.push(difference);
-        }
-        let months = normalised_months(store.months(PROGRAM, participant).await?);
-        if months != expected.months(participant) {
-            differences.push(format!(
-                "months of {participant}: {months:?}, expected {:?}",
-                expected.months(participant)
-            ));
-        }
-        let parked = store.parked(PROGRAM, participant).await?;
-        if !parked.is_empty() {
-            differences.push(format!(
-                "{} events of {participant} still parked",
-                parked.len()
-            ));
-        }
-    }
+    let (mut differences, _) = expected
+        .differences(&deployment.store, PROGRAM, stream.participants())
+        .await?;
     let dead = deployment
         .queue_depth(deployment.resources.events_dlq_url())
         .await?;

@@ -17,7 +17,7 @@ use carrot::domain::queued::QueuedEvent;
 use carrot::ports::StatsReader;
 use carrot_local::deployment::{ApiClient, Deployment, Response};
 use carrot_local::fault_proxy::{Fault, FaultCounts, FaultProxy};
-use carrot_local::reference::{Reference, entries, normalised_months};
+use carrot_local::reference::Reference;
 use carrot_local::runner::SqsEventSourceOptions;
 use carrot_local::stack::LocalStack;
 use carrot_local::workload::{Rep, month_of_events, roster};
@@ -190,37 +190,10 @@ async fn assert_matches_reference(
     // Faults reorder deliveries at random: any processing order is allowed (one round).
     let arrivals: Vec<(Value, u32)> = unique.iter().map(|event| (event.clone(), 0)).collect();
     let expected = Reference::of_points_table(PROGRAM_YAML)?.expect(&arrivals)?;
-    let store = &deployment.store;
-    let mut checked = 0;
-    for rep in reps {
-        let state = store
-            .participant(PROGRAM, &rep.id)
-            .await?
-            .context("enrolled")?;
-        assert_eq!(
-            state.balance,
-            expected.balance(&rep.id),
-            "balance of {}",
-            rep.id
-        );
-        assert_eq!(
-            normalised_months(store.months(PROGRAM, &rep.id).await?),
-            expected.months(&rep.id),
-            "month counters of {}",
-            rep.id
-        );
-        let ledger = store.ledger(PROGRAM, &rep.id).await?;
-        assert_eq!(
-            ledger.iter().map(|entry| entry.points).sum::<i64>(),
-            state.balance,
-            "ledger of {} sums to its balance",
-            rep.id
-        );
-        if let Err(differences) = expected.check_ledger(&rep.id, &entries(&ledger)) {
-            panic!("ledger of {}: {differences}", rep.id);
-        }
-        checked += ledger.len();
-    }
+    let (differences, checked) = expected
+        .differences(&deployment.store, PROGRAM, reps.iter().map(|rep| &rep.id))
+        .await?;
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
     Ok(checked)
 }
 
