@@ -323,6 +323,13 @@ impl Deployment {
         Response::from(http_request(method, &url, &headers, body).await?)
     }
 
+    /// A participant's balance as stored, 0 when not enrolled.
+    pub async fn balance(&self, program: &str, participant: &str) -> anyhow::Result<i64> {
+        use carrot::ports::StatsReader;
+        let state = self.store.participant(program, participant).await?;
+        Ok(state.map_or(0, |s| s.balance))
+    }
+
     /// Messages waiting or in flight on a queue.
     pub async fn queue_depth(&self, queue_url: &str) -> anyhow::Result<u64> {
         Ok(queue_counts(&self.sqs, queue_url).await?.iter().sum())

@@ -78,12 +78,7 @@ impl Shop {
     }
 
     async fn balance(&self, participant: &str) -> anyhow::Result<i64> {
-        let state = self
-            .deployment
-            .store
-            .participant(PROGRAM, participant)
-            .await?;
-        Ok(state.map_or(0, |s| s.balance))
+        self.deployment.balance(PROGRAM, participant).await
     }
 
     /// The ledger's sum and its entries of `event_type`.

@@ -81,12 +81,7 @@ impl Portal {
     }
 
     async fn balance(&self, participant: &str) -> anyhow::Result<i64> {
-        let state = self
-            .deployment
-            .store
-            .participant(PROGRAM, participant)
-            .await?;
-        Ok(state.map_or(0, |s| s.balance))
+        self.deployment.balance(PROGRAM, participant).await
     }
 
     /// The participant's ledger records whose event id starts with `prefix`, and the check
