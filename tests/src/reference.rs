@@ -31,7 +31,8 @@ fn is_reversal(event: &Value) -> bool {
         .is_some_and(|kind| kind.ends_with(".cancelled"))
 }
 
-fn text<'a>(event: &'a Value, field: &str) -> &'a str {
+/// A string field of an event, empty when absent.
+pub fn text<'a>(event: &'a Value, field: &str) -> &'a str {
     event[field].as_str().unwrap_or_default()
 }
 
@@ -57,32 +58,41 @@ impl Reference {
 
     /// What the ledger must show once every event of `arrivals` (each unique event with the
     /// round its first copy is processed in) has been processed, however often each was
-    /// delivered. Reversals must name an original of their own participant that is not itself
-    /// a reversal (reversing a reversal is outside the model).
+    /// delivered. A reversal names an original of its own participant, which may itself be a
+    /// reversal.
     pub fn expect(&self, arrivals: &[(Value, u32)]) -> anyhow::Result<Expected> {
         let round_of: HashMap<&str, u32> = arrivals
             .iter()
             .map(|(event, round)| (text(event, "id"), *round))
             .collect();
+        let is_reversal_id = |participant: &str, id: &str| {
+            arrivals.iter().any(|(e, _)| {
+                text(e, "id") == id && text(e, "participant") == participant && is_reversal(e)
+            })
+        };
+        let mut expected = Expected::default();
         let mut reversals: BTreeMap<(&str, &str), Vec<(&str, u32)>> = BTreeMap::new();
         for (event, round) in arrivals.iter().filter(|(e, _)| is_reversal(e)) {
             let original = event["attributes"]["original_event"]
                 .as_str()
                 .context("a reversal names its original")?;
-            anyhow::ensure!(
-                !arrivals
-                    .iter()
-                    .any(|(e, _)| text(e, "id") == original && is_reversal(e)),
-                "{} reverses a reversal",
-                text(event, "id")
-            );
+            let (id, participant) = (text(event, "id"), text(event, "participant"));
+            // A reversal cannot be reversed: one naming a reversal is recorded and ignored,
+            // whichever of the two comes first, and changes nothing else.
+            if is_reversal_id(participant, original) {
+                expected
+                    .fixed
+                    .entry(participant.to_owned())
+                    .or_default()
+                    .insert(id.to_owned(), (EntryStatus::ReversalIgnored, 0));
+                continue;
+            }
             reversals
-                .entry((text(event, "participant"), original))
+                .entry((participant, original))
                 .or_default()
-                .push((text(event, "id"), *round));
+                .push((id, *round));
         }
 
-        let mut expected = Expected::default();
         for (event, _) in arrivals.iter().filter(|(e, _)| !is_reversal(e)) {
             let (id, participant, kind) = (
                 text(event, "id"),

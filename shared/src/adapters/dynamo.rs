@@ -6,7 +6,7 @@ use super::cache::TtlCache;
 use super::port_error;
 use crate::domain::counters::MonthStats;
 use crate::domain::engine::{BUDGET_SPENT, Guard, Op, Reads, Scope, Write};
-use crate::domain::ledger::{EntryStatus, EventRecord, Expired, MonthDelta, Plan};
+use crate::domain::ledger::{EntryStatus, EventRecord, Expired, MonthDelta, Plan, Slot};
 use crate::domain::participant::{Decision, Enrolling, Outcome, Profile, Status, Stored};
 use crate::domain::program::{Program, ProgramVersions};
 use crate::ports::{
@@ -122,6 +122,56 @@ impl DynamoStore {
             .build()
             .expect("table and item are set");
         TransactWriteItem::builder().put(put).build()
+    }
+
+    /// Writes a record over the placeholder its reversal left when that came first.
+    fn fill_placeholder(
+        &self,
+        program: &str,
+        record: &EventRecord,
+    ) -> Result<TransactWriteItem, PortError> {
+        let fill = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.record_item(program, record)?))
+            .condition_expression("#status = :placeholder")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(
+                ":placeholder",
+                to_status(EntryStatus::CancelledBeforeArrival),
+            )
+            .build()
+            .expect("table and item are set");
+        Ok(TransactWriteItem::builder().put(fill).build())
+    }
+
+    /// A reversal's own record, in the slot the plan found it: new, or over the placeholder of
+    /// a reversal that named it, which is then marked ignored on the condition it is still a
+    /// reversal waiting for its original.
+    fn put_own(
+        &self,
+        program: &str,
+        pk: &str,
+        record: &EventRecord,
+        slot: &Slot,
+    ) -> Result<Vec<TransactWriteItem>, PortError> {
+        let Slot::Displacing { reversal_id, note } = slot else {
+            return Ok(vec![self.put_new(self.record_item(program, record)?)]);
+        };
+        let mark_ignored = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), format!("{EVENT}{reversal_id}"))))
+            .update_expression("SET #status = :ignored, note = :note")
+            .condition_expression("#status = :reversal")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":ignored", to_status(EntryStatus::ReversalIgnored))
+            .expression_attribute_values(":reversal", to_status(EntryStatus::Reversal))
+            .expression_attribute_values(":note", s(note))
+            .build()
+            .expect("table, key and expression are set");
+        Ok(vec![
+            self.fill_placeholder(program, record)?,
+            TransactWriteItem::builder().update(mark_ignored).build(),
+        ])
     }
 
     /// One update of one item: every change and guard on it, in one expression.
@@ -402,6 +452,7 @@ impl AwardStore for DynamoStore {
             }
             Plan::Reverse {
                 reversal,
+                slot,
                 original_id,
                 month,
                 writes,
@@ -417,10 +468,8 @@ impl AwardStore for DynamoStore {
                     .expression_attribute_values(":by", s(&reversal.event_id))
                     .build()
                     .expect("table, key and expression are set");
-                let mut items = vec![
-                    self.put_new(self.record_item(program, reversal)?),
-                    TransactWriteItem::builder().update(mark_reversed).build(),
-                ];
+                let mut items = self.put_own(program, &pk, reversal, slot)?;
+                items.push(TransactWriteItem::builder().update(mark_reversed).build());
                 items.extend(self.counter_updates(
                     program,
                     &pk,
@@ -436,24 +485,15 @@ impl AwardStore for DynamoStore {
             }
             Plan::ReverseBeforeOriginal {
                 reversal,
+                slot,
                 placeholder,
-            } => vec![
-                self.put_new(self.record_item(program, reversal)?),
-                self.put_new(self.record_item(program, placeholder)?),
-            ],
+            } => {
+                let mut items = self.put_own(program, &pk, reversal, slot)?;
+                items.push(self.put_new(self.record_item(program, placeholder)?));
+                items
+            }
             Plan::ArriveCancelled { record, month } => {
-                let fill = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(self.record_item(program, record)?))
-                    .condition_expression("#status = :placeholder")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(
-                        ":placeholder",
-                        to_status(EntryStatus::CancelledBeforeArrival),
-                    )
-                    .build()
-                    .expect("table and item are set");
-                let mut items = vec![TransactWriteItem::builder().put(fill).build()];
+                let mut items = vec![self.fill_placeholder(program, record)?];
                 items.extend(month.iter().map(|m| {
                     self.update(
                         key(pk.clone(), format!("{MONTH}{}", m.month)),
@@ -462,9 +502,7 @@ impl AwardStore for DynamoStore {
                 }));
                 items
             }
-            Plan::IgnoreReversal { record } => {
-                vec![self.put_new(self.record_item(program, record)?)]
-            }
+            Plan::IgnoreReversal { record, slot } => self.put_own(program, &pk, record, slot)?,
         };
         self.transact(items).await
     }

@@ -9,7 +9,7 @@ use crate::adapters::notify_store::{
 };
 use crate::domain::counters::MonthStats;
 use crate::domain::engine::{Counters, Guard, Op, Reads, Scope, Write};
-use crate::domain::ledger::{EntryStatus, EventRecord, MonthDelta, Plan};
+use crate::domain::ledger::{EntryStatus, EventRecord, MonthDelta, Plan, Slot};
 use crate::domain::message::FeedbackEvent;
 use crate::domain::participant::Profile;
 use crate::domain::program::ProgramVersions;
@@ -212,6 +212,15 @@ impl Memory {
     }
 }
 
+/// The reversal whose placeholder a reversal's record replaces becomes ignored.
+fn displace(account: &mut Account, slot: &Slot) {
+    if let Slot::Displacing { reversal_id, note } = slot {
+        let ignored = account.records.get_mut(reversal_id).expect("checked");
+        ignored.status = EntryStatus::ReversalIgnored;
+        ignored.note = Some(note.clone());
+    }
+}
+
 fn count_month(account: &mut Account, delta: &MonthDelta) {
     let month = account.months.entry(delta.month.clone()).or_default();
     month.stats.month = delta.month.clone();
@@ -280,6 +289,13 @@ impl AwardStore for MemoryStore {
         let record_is = |id: &str, status: Option<EntryStatus>| {
             account.records.get(id).map(|r| r.status) == status
         };
+        let slot_holds = |id: &str, slot: &Slot| match slot {
+            Slot::New => record_is(id, None),
+            Slot::Displacing { reversal_id, .. } => {
+                record_is(id, Some(EntryStatus::CancelledBeforeArrival))
+                    && record_is(reversal_id, Some(EntryStatus::Reversal))
+            }
+        };
         // A login planned as a new day must still be one (DynamoDB's `NOT contains`).
         let day_still_new = |month: &MonthDelta| {
             !month.new_login_day
@@ -312,21 +328,23 @@ impl AwardStore for MemoryStore {
             }
             Plan::Reverse {
                 reversal,
+                slot,
                 original_id,
                 ..
             } => {
-                record_is(&reversal.event_id, None)
+                slot_holds(&reversal.event_id, slot)
                     && record_is(original_id, Some(EntryStatus::Awarded))
             }
             Plan::ReverseBeforeOriginal {
                 reversal,
+                slot,
                 placeholder,
-            } => record_is(&reversal.event_id, None) && record_is(&placeholder.event_id, None),
+            } => slot_holds(&reversal.event_id, slot) && record_is(&placeholder.event_id, None),
             Plan::ArriveCancelled { record, month } => {
                 record_is(&record.event_id, Some(EntryStatus::CancelledBeforeArrival))
                     && month.as_ref().is_none_or(day_still_new)
             }
-            Plan::IgnoreReversal { record } => record_is(&record.event_id, None),
+            Plan::IgnoreReversal { record, slot } => slot_holds(&record.event_id, slot),
         };
         if !holds {
             return Err(PortError::ConditionFailed);
@@ -360,12 +378,14 @@ impl AwardStore for MemoryStore {
             }
             Plan::Reverse {
                 reversal,
+                slot,
                 original_id,
                 month,
                 writes,
             } => {
                 memory.apply_writes(program, &key, writes);
                 let account = memory.accounts.get_mut(&key).expect("checked");
+                displace(account, slot);
                 account.state.balance += reversal.points;
                 count_month(account, month);
                 let original = account.records.get_mut(original_id).expect("checked");
@@ -377,9 +397,11 @@ impl AwardStore for MemoryStore {
             }
             Plan::ReverseBeforeOriginal {
                 reversal,
+                slot,
                 placeholder,
             } => {
                 let account = memory.accounts.get_mut(&key).expect("checked");
+                displace(account, slot);
                 account
                     .records
                     .insert(reversal.event_id.clone(), reversal.clone());
@@ -396,8 +418,9 @@ impl AwardStore for MemoryStore {
                     .records
                     .insert(record.event_id.clone(), record.clone());
             }
-            Plan::IgnoreReversal { record } => {
+            Plan::IgnoreReversal { record, slot } => {
                 let account = memory.accounts.get_mut(&key).expect("checked");
+                displace(account, slot);
                 account
                     .records
                     .insert(record.event_id.clone(), record.clone());

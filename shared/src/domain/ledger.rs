@@ -143,6 +143,7 @@ pub enum Plan {
     /// back the counters it added to.
     Reverse {
         reversal: EventRecord,
+        slot: Slot,
         original_id: String,
         month: MonthDelta,
         writes: Vec<Write>,
@@ -150,6 +151,7 @@ pub enum Plan {
     /// Record the reversal and a placeholder under the original's id.
     ReverseBeforeOriginal {
         reversal: EventRecord,
+        slot: Slot,
         placeholder: EventRecord,
     },
     /// Fill the placeholder with the late original, which earns nothing.
@@ -158,7 +160,18 @@ pub enum Plan {
         month: Option<MonthDelta>,
     },
     /// Record a reversal that cannot apply.
-    IgnoreReversal { record: EventRecord },
+    IgnoreReversal { record: EventRecord, slot: Slot },
+}
+
+/// What a reversal's own record is written over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// Nothing: the event id is new.
+    New,
+    /// The placeholder that `reversal_id`, a reversal naming this reversal, left because it came
+    /// first. Reversals cannot be reversed, so that one is marked ignored with `note`, as it
+    /// would have been had it come second, and this one takes effect.
+    Displacing { reversal_id: String, note: String },
 }
 
 /// What a plan knows of the participant beyond the event records.
@@ -226,19 +239,24 @@ pub fn plan(
         board_key: board_key(program, &periods.month, &event.participant),
     };
 
-    if let Some(own) = own {
-        return match own.status {
-            EntryStatus::CancelledBeforeArrival if event.reverses().is_none() => {
+    let slot = match own {
+        None => Slot::New,
+        Some(own) => match (own.status, event.reverses(), own.reversed_by.as_deref()) {
+            (EntryStatus::CancelledBeforeArrival, None, _) => {
                 let mut arrived = record(EntryStatus::Cancelled, 0);
                 arrived.reversed_by = own.reversed_by.clone();
-                Plan::ArriveCancelled {
+                return Plan::ArriveCancelled {
                     record: arrived,
                     month: login_day.map(|_| delta(0, None)),
-                }
+                };
             }
-            _ => Plan::Duplicate,
-        };
-    }
+            (EntryStatus::CancelledBeforeArrival, Some(_), Some(named_by)) => Slot::Displacing {
+                reversal_id: named_by.to_owned(),
+                note: not_reversible(&event.id),
+            },
+            _ => return Plan::Duplicate,
+        },
+    };
 
     let Some(original_id) = event.reverses() else {
         let evaluation = program.evaluate(
@@ -297,7 +315,10 @@ pub fn plan(
     let ignored = |note: String| {
         let mut ignored = record(EntryStatus::ReversalIgnored, 0);
         ignored.note = Some(note);
-        Plan::IgnoreReversal { record: ignored }
+        Plan::IgnoreReversal {
+            record: ignored,
+            slot: slot.clone(),
+        }
     };
     match original {
         None => {
@@ -323,6 +344,7 @@ pub fn plan(
             };
             Plan::ReverseBeforeOriginal {
                 reversal: record(EntryStatus::Reversal, 0),
+                slot,
                 placeholder,
             }
         }
@@ -353,6 +375,7 @@ pub fn plan(
                 .collect();
             Plan::Reverse {
                 reversal,
+                slot,
                 original_id: original_id.to_owned(),
                 month: MonthDelta {
                     quarter: quarter_of(&month).unwrap_or_default(),
@@ -369,8 +392,13 @@ pub fn plan(
                 writes,
             }
         }
-        Some(original) if original.status == EntryStatus::Reversal => {
-            ignored(format!("{original_id} is itself a reversal"))
+        Some(original)
+            if matches!(
+                original.status,
+                EntryStatus::Reversal | EntryStatus::ReversalIgnored
+            ) =>
+        {
+            ignored(not_reversible(original_id))
         }
         Some(original) => ignored(format!(
             "{original_id} was already cancelled by {}",
@@ -380,6 +408,11 @@ pub fn plan(
                 .unwrap_or("another reversal")
         )),
     }
+}
+
+/// Why a reversal naming a reversal has no effect, whichever of the two came first.
+fn not_reversible(reversal_id: &str) -> String {
+    format!("{reversal_id} is itself a reversal")
 }
 
 /// A wallet lot that has matured (pending points deposited, expired points gone) is not
@@ -605,6 +638,50 @@ mod tests {
         assert_eq!(a.state.balance, 0);
     }
 
+    #[test]
+    fn a_reversal_of_a_reversal_has_no_effect_even_when_it_comes_first() {
+        // Every order of the three events, each delivered twice, ends as the natural order does.
+        let (d, c1, c2) = (deal("d-1"), cancel("c-1", "d-1"), cancel("c-2", "c-1"));
+        let orders = [
+            [&d, &c1, &c2],
+            [&d, &c2, &c1],
+            [&c1, &d, &c2],
+            [&c1, &c2, &d],
+            [&c2, &d, &c1],
+            [&c2, &c1, &d],
+        ];
+        for order in orders {
+            let replay = replay();
+            for event in order.iter().chain(order.iter()) {
+                deliver(&replay, event);
+            }
+            let a = account(&replay);
+            let ids: Vec<&str> = order.iter().map(|e| e.id.as_str()).collect();
+            assert_eq!(a.state.balance, 0, "{ids:?}");
+            assert_eq!(a.records["c-1"].status, EntryStatus::Reversal, "{ids:?}");
+            assert_eq!(
+                a.records["c-2"].status,
+                EntryStatus::ReversalIgnored,
+                "{ids:?}"
+            );
+            assert_eq!(
+                a.records["c-2"].note.as_deref(),
+                Some("c-1 is itself a reversal"),
+                "{ids:?}"
+            );
+            let original = a.records["d-1"].status;
+            assert!(
+                matches!(original, EntryStatus::Reversed | EntryStatus::Cancelled),
+                "{ids:?}: {original:?}"
+            );
+            assert_eq!(
+                a.records["d-1"].reversed_by.as_deref(),
+                Some("c-1"),
+                "{ids:?}"
+            );
+        }
+    }
+
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
@@ -671,9 +748,14 @@ mod tests {
                         json!({"amount": 10, "currency": "SEK", "products": [{"sku": "x"}]}))
                 });
             }
+            // Some reversals are themselves named by a reversal, which must change nothing.
             let reversals: Vec<Event> = (0..6)
                 .filter(|&i| cancelled[i])
-                .map(|i| cancel(&format!("c-{i}"), &events[i].id.clone()))
+                .flat_map(|i| {
+                    let reversal = cancel(&format!("c-{i}"), &events[i].id.clone());
+                    let of_reversal = (i % 3 == 0).then(|| cancel(&format!("cc-{i}"), &reversal.id));
+                    std::iter::once(reversal).chain(of_reversal)
+                })
                 .collect();
             let all: Vec<&Event> = events.iter().chain(reversals.iter()).collect();
             let replay = replay();

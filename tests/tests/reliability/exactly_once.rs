@@ -1,5 +1,6 @@
 //! Exactly-once, property-based: seeded random event streams (duplicates, re-posts days later,
-//! reorderings, reversals before and after their originals, events of participants enrolled
+//! reorderings, reversals before and after their originals (and reversals of reversals, before
+//! and after the reversal they name), events of participants enrolled
 //! only later) through the real pipeline with concurrent award workers and redeliveries, each
 //! compared with the independent reference model of `carrot_local::reference`. And one
 //! participant under concurrent orders, transfers and awards.
@@ -16,7 +17,7 @@ use carrot::domain::ledger::EntryStatus;
 use carrot::domain::queued::QueuedEvent;
 use carrot::ports::StatsReader;
 use carrot_local::deployment::{ApiClient, Deployment, Response};
-use carrot_local::reference::{Expected, Reference};
+use carrot_local::reference::{Expected, Reference, text};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -188,6 +189,16 @@ impl Stream {
                 id,
                 at,
             ));
+            // A reversal of that reversal, which must change nothing in whatever order.
+            if rng.random_bool(0.2) {
+                reversals.push(reversal(
+                    &mut rng,
+                    format!("{id}-cancel-of-cancel"),
+                    participant,
+                    &format!("{id}-cancel"),
+                    at,
+                ));
+            }
             if rng.random_bool(0.15) {
                 reversals.push(reversal(
                     &mut rng,
@@ -197,6 +208,16 @@ impl Stream {
                     at,
                 ));
             }
+        }
+        // At least one reversal of a reversal is processed before the reversal it names.
+        let named_first = |(r, round): &(Value, u32)| {
+            *round > 0 && r["id"].as_str().is_some_and(|id| id.ends_with("-cancel"))
+        };
+        if let Some((named, _)) = reversals.iter().find(|r| named_first(r)).cloned() {
+            let (id, participant) = (text(&named, "id"), text(&named, "participant"));
+            let at: jiff::Timestamp = text(&named, "occurred_at").parse().expect("generated");
+            let (first, _) = reversal(&mut rng, format!("{id}-first"), participant, id, at);
+            reversals.push((first, 0));
         }
         // Reversals of originals that never arrive.
         for n in 0..3 {
@@ -423,13 +444,18 @@ async fn run_stream(
         differences.join("\n")
     );
     figures.unique = stream.arrivals.len() as u64;
-    figures.reversals = stream
+    let reversals: Vec<&Value> = stream
         .arrivals
         .iter()
-        .filter(|(e, _)| {
-            e["type"]
-                .as_str()
-                .is_some_and(|t| t.ends_with(".cancelled"))
+        .map(|(e, _)| e)
+        .filter(|e| text(e, "type").ends_with(".cancelled"))
+        .collect();
+    figures.reversals = reversals.len() as u64;
+    figures.reversals_of_reversals = reversals
+        .iter()
+        .filter(|e| {
+            let named = text(&e["attributes"], "original_event");
+            reversals.iter().any(|r| text(r, "id") == named)
         })
         .count() as u64;
     figures.entries = expected.entry_count() as u64;
@@ -461,6 +487,7 @@ async fn differences(
 struct Figures {
     unique: u64,
     reversals: u64,
+    reversals_of_reversals: u64,
     postings: u64,
     queued_days_later: u64,
     duplicates_in_batch: u64,
@@ -490,6 +517,7 @@ async fn random_streams_with_duplicates_reversals_and_late_enrolment_match_the_r
         println!("case {case} (seed {seed}): {figures:?}");
         totals.unique += figures.unique;
         totals.reversals += figures.reversals;
+        totals.reversals_of_reversals += figures.reversals_of_reversals;
         totals.postings += figures.postings;
         totals.queued_days_later += figures.queued_days_later;
         totals.duplicates_in_batch += figures.duplicates_in_batch;
