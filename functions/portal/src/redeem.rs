@@ -9,6 +9,7 @@ use carrot::domain::error::FieldError;
 use carrot::domain::program::Program;
 use carrot::http::{Problem, json_object, json_response, no_route};
 use carrot::ports::{Clock, PortError, ProgramReader};
+use carrot::service::Refusal;
 use carrot::service::redeem::{Redeem, RedeemError};
 use serde_json::json;
 use std::sync::Arc;
@@ -187,19 +188,12 @@ fn limit(given: Option<&str>) -> Result<usize, Problem> {
 fn problem(error: RedeemError) -> Problem {
     let conflict = |kind, title, detail: String| Problem::new(409, kind, title, detail);
     match error {
-        RedeemError::Invalid(errors) => Problem::invalid("the request is not valid", errors),
-        RedeemError::NotFound(what) => Problem::new(
-            404,
-            "not-found",
-            "Not found",
-            format!("{what} does not exist"),
-        ),
-        RedeemError::KeyReused(detail) => Problem::new(
-            422,
-            "idempotency-key-reused",
-            "The key was used for a different request",
-            detail,
-        ),
+        // The refusals every portal service shares answer with the same problem types.
+        RedeemError::Invalid(errors) => {
+            Refusal::Invalid("the request is not valid".into(), errors).into()
+        }
+        RedeemError::NotFound(what) => Refusal::NotFound(format!("{what} does not exist")).into(),
+        RedeemError::KeyReused(detail) => Refusal::Mismatch(detail).into(),
         RedeemError::Insufficient(shortfall) => conflict(
             "insufficient-points",
             "Not enough points",
@@ -221,9 +215,7 @@ fn problem(error: RedeemError) -> Problem {
         RedeemError::NotOffered(detail) => {
             conflict("not-offered", "Not offered to this participant", detail)
         }
-        RedeemError::Refused(detail) => {
-            conflict("not-allowed", "Not allowed in the current state", detail)
-        }
+        RedeemError::Refused(detail) => Refusal::Conflict(detail).into(),
         RedeemError::Contended => Problem::new(
             503,
             "contended",

@@ -121,11 +121,16 @@ impl From<Refusal> for Problem {
         match refusal {
             Refusal::Invalid(detail, errors) => Problem::invalid(detail, errors),
             Refusal::NotFound(detail) => Problem::new(404, "not-found", "Not found", detail),
-            Refusal::Conflict(detail) => Problem::new(409, "conflict", "Not possible now", detail),
+            Refusal::Conflict(detail) => Problem::new(
+                409,
+                "not-allowed",
+                "Not allowed in the current state",
+                detail,
+            ),
             Refusal::Mismatch(detail) => Problem::new(
                 422,
-                "idempotency-mismatch",
-                "The id was used for a different request",
+                "idempotency-key-reused",
+                "The key was used for a different request",
                 detail,
             ),
             Refusal::Unavailable(error) => Problem::unavailable(&error),

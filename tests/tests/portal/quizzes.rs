@@ -280,11 +280,20 @@ async fn quizzes_are_graded_here_keep_their_key_and_award_once() -> anyhow::Resu
         .send_json("POST", path, json!({"id": "w-1", "answers": answers(5)}))
         .await?;
     assert_eq!(other.status, 422, "{other:?}");
+    // The same problem types as orders and transfers use for the same refusals.
+    assert_eq!(
+        other.body["type"],
+        "https://carrot.dev/problems/idempotency-key-reused"
+    );
     let extra = p
         .portal
         .send_json("POST", path, json!({"id": "w-2", "answers": answers(5)}))
         .await?;
     assert_eq!(extra.status, 409, "{extra:?}");
+    assert_eq!(
+        extra.body["type"],
+        "https://carrot.dev/problems/not-allowed"
+    );
 
     // A retake-able quiz keeps its key while attempts are left.
     let path = "/participants/rep-1/quizzes/mx-500/attempts";
