@@ -347,10 +347,13 @@ where
         let event = match parse_event(&envelope, "", now) {
             Ok(event) if errors.is_empty() => event,
             parsed => {
-                // The caller sent points and reason at the top level: name them so.
+                // The caller sent points and reason at the top level: name them so. A field
+                // checked above already (the id) is not reported a second time.
                 for mut e in parsed.err().into_iter().flatten() {
                     e.field = e.field.trim_start_matches("attributes.").to_owned();
-                    errors.0.push(e);
+                    if !errors.0.iter().any(|known| known.field == e.field) {
+                        errors.0.push(e);
+                    }
                 }
                 return Err(Problem::invalid("the adjustment is not valid", errors.0));
             }

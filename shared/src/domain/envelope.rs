@@ -227,25 +227,29 @@ pub fn parse_event(value: &Value, path: &str, now: Timestamp) -> Result<Event, V
                 None
             }
         });
-    let raw_attributes = match object.get("attributes") {
-        None => Map::new(),
-        Some(Value::Object(map)) => map.clone(),
+    // Attributes that are not an object are one error, not one per attribute they lack.
+    let (raw_attributes, readable) = match object.get("attributes") {
+        None => (Map::new(), true),
+        Some(Value::Object(map)) => (map.clone(), true),
         Some(other) => {
             errors.push(
                 at("attributes"),
                 format!("must be an object, got {}", json_kind(other)),
             );
-            Map::new()
+            (Map::new(), false)
         }
     };
-    let attributes = event_type.as_deref().and_then(|event_type| {
-        let mut reader = AttributeReader {
-            map: &raw_attributes,
-            path: at("attributes"),
-            errors: &mut errors,
-        };
-        reader.parse(event_type)
-    });
+    let attributes = event_type
+        .as_deref()
+        .filter(|_| readable)
+        .and_then(|event_type| {
+            let mut reader = AttributeReader {
+                map: &raw_attributes,
+                path: at("attributes"),
+                errors: &mut errors,
+            };
+            reader.parse(event_type)
+        });
     if let (Some(id), Some(Attributes::Reversal { original_event })) = (&id, &attributes)
         && id == original_event
     {

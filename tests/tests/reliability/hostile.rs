@@ -12,7 +12,7 @@ use carrot::ports::StatsReader;
 use carrot_local::deployment::{ApiClient, Deployment, Response, signed_headers};
 use carrot_local::stack::LocalStack;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 /// Who sends a request: the CRM's events key, the admin key, the shop's key (orders, reads),
@@ -264,6 +264,7 @@ fn catalogue() -> Vec<Hostile> {
             profile("rep-anna"), 400, &["participant"]),
         // Adjustments.
         adjustment("points over a million", json!({"points": 1_000_001}), &["points"]),
+        adjustment("adjustment id with a space", json!({"id": "adj 1"}), &["id"]),
         adjustment("points fractional", json!({"points": 1.5}), &["points"]),
         adjustment("points a string", json!({"points": "500"}), &["points"]),
         adjustment("points beyond i64", json!({"points": 9_223_372_036_854_775_808_u64}), &["points"]),
@@ -329,6 +330,26 @@ fn fields_named(response: &Response) -> Vec<String> {
         }
     }
     fields
+}
+
+/// Whether each field at fault is named once in the problem's `errors[]` and once in each
+/// `results[]` entry (a batch answers both: every error, and each event's own).
+fn named_once(response: &Response) -> bool {
+    let distinct = |errors: &Value| {
+        let fields: Vec<&str> = errors
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        fields.iter().collect::<HashSet<_>>().len() == fields.len()
+    };
+    distinct(&response.body["errors"])
+        && response.body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|result| distinct(&result["errors"]))
 }
 
 /// An attribute value with map members in key order, so two scans compare equal.
@@ -454,10 +475,12 @@ async fn every_hostile_request_of_the_catalogue_gets_a_precise_4xx_and_writes_no
         let response = send(&deployment, &clients, hostile).await?;
         let fields = fields_named(&response);
         let named = hostile.fields.iter().all(|f| fields.iter().any(|n| n == f));
+        let once = named_once(&response);
         let mut faults = Vec::new();
         if response.status != hostile.status
             || response.content_type != "application/problem+json"
             || !named
+            || !once
         {
             faults.push(format!(
                 "expected {} naming {:?}, got {} {} naming {fields:?}: {}",
