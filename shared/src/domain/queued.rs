@@ -36,6 +36,23 @@ impl QueuedEvent {
         .expect("queued events serialize")
     }
 
+    /// The program and participant a message is for, read without validating the rest: the
+    /// award function awards one participant's messages in order and different participants'
+    /// at once. `None` when the message does not say (it will be refused on its own).
+    pub fn participant_of(body: &str) -> Option<(String, String)> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            participant: String,
+        }
+        #[derive(Deserialize)]
+        struct Addressed {
+            program: String,
+            event: Envelope,
+        }
+        let addressed: Addressed = serde_json::from_str(body).ok()?;
+        Some((addressed.program, addressed.event.participant))
+    }
+
     /// Reads a queue message; the error says why it can never be processed.
     pub fn from_message(body: &str) -> Result<Self, String> {
         let wire: Wire =
