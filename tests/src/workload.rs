@@ -366,3 +366,60 @@ fn events_of_month(
     events.sort_by(|a, b| a["occurred_at"].as_str().cmp(&b["occurred_at"].as_str()));
     events
 }
+
+/// A busy rep's month under the sample program, day by day: a login, two CRM activities
+/// recorded on time, and every few days a deal, a contract or a quiz; one lead.
+pub fn busy_month(participant: &str, first_day: Date) -> anyhow::Result<Vec<Value>> {
+    let zone = TimeZone::get("Europe/Stockholm")?;
+    let mut events = Vec::new();
+    for day in 1..=first_day.days_in_month() {
+        let at = |hour| -> anyhow::Result<String> {
+            let local = first_day.with().day(day).build()?.at(hour, 0, 0, 0);
+            Ok(local.to_zoned(zone.clone())?.timestamp().to_string())
+        };
+        let mut push = |id: String, kind: &str, hour, attributes: Value| -> anyhow::Result<()> {
+            events.push(json!({"id": id, "participant": participant, "type": kind,
+                "occurred_at": at(hour)?, "attributes": attributes}));
+            Ok(())
+        };
+        push(format!("login-{day}"), "portal.login", 8, json!({}))?;
+        for hour in [10, 15] {
+            push(
+                format!("call-{day}-{hour}"),
+                "crm.activity_logged",
+                hour,
+                json!({"activity": "customer_call", "recorded_at": at(hour)?}),
+            )?;
+        }
+        match day % 7 {
+            1 => push(
+                format!("deal-{day}"),
+                "deal.registered",
+                11,
+                json!({"deal_id": format!("OPP-{day}"), "amount": "50000", "currency": "SEK"}),
+            )?,
+            2 => push(
+                format!("quiz-{day}"),
+                "quiz.completed",
+                12,
+                json!({"quiz_id": "product-basics", "questions": 6, "correct": 4}),
+            )?,
+            3 => push(
+                format!("contract-{day}"),
+                "contract.started",
+                13,
+                json!({"contract_id": format!("K-{day}"), "financed_volume": 400_000, "currency": "SEK"}),
+            )?,
+            _ => {}
+        }
+        if day == 12 {
+            push(
+                "lead-12".into(),
+                "lead.submitted",
+                14,
+                json!({"lead_id": "LEAD-12", "company": "Fjord Logistics AS"}),
+            )?;
+        }
+    }
+    Ok(events)
+}

@@ -1178,63 +1178,6 @@ async fn caps_and_budgets_hold_under_concurrent_awards() -> anyhow::Result<()> {
     deployment.stop().await
 }
 
-/// A busy rep's month under the sample program, day by day: a login, two CRM activities
-/// recorded on time, and every few days a deal, a contract or a quiz; one lead.
-fn busy_month(participant: &str, first_day: jiff::civil::Date) -> anyhow::Result<Vec<Value>> {
-    let zone = jiff::tz::TimeZone::get("Europe/Stockholm")?;
-    let mut events = Vec::new();
-    for day in 1..=first_day.days_in_month() {
-        let at = |hour| -> anyhow::Result<String> {
-            let local = first_day.with().day(day).build()?.at(hour, 0, 0, 0);
-            Ok(local.to_zoned(zone.clone())?.timestamp().to_string())
-        };
-        let mut push = |id: String, kind: &str, hour, attributes: Value| -> anyhow::Result<()> {
-            events.push(json!({"id": id, "participant": participant, "type": kind,
-                "occurred_at": at(hour)?, "attributes": attributes}));
-            Ok(())
-        };
-        push(format!("login-{day}"), "portal.login", 8, json!({}))?;
-        for hour in [10, 15] {
-            push(
-                format!("call-{day}-{hour}"),
-                "crm.activity_logged",
-                hour,
-                json!({"activity": "customer_call", "recorded_at": at(hour)?}),
-            )?;
-        }
-        match day % 7 {
-            1 => push(
-                format!("deal-{day}"),
-                "deal.registered",
-                11,
-                json!({"deal_id": format!("OPP-{day}"), "amount": "50000", "currency": "SEK"}),
-            )?,
-            2 => push(
-                format!("quiz-{day}"),
-                "quiz.completed",
-                12,
-                json!({"quiz_id": "product-basics", "questions": 6, "correct": 4}),
-            )?,
-            3 => push(
-                format!("contract-{day}"),
-                "contract.started",
-                13,
-                json!({"contract_id": format!("K-{day}"), "financed_volume": 400_000, "currency": "SEK"}),
-            )?,
-            _ => {}
-        }
-        if day == 12 {
-            push(
-                "lead-12".into(),
-                "lead.submitted",
-                14,
-                json!({"lead_id": "LEAD-12", "company": "Fjord Logistics AS"}),
-            )?;
-        }
-    }
-    Ok(events)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_units_per_awarded_event_over_a_busy_month_of_the_sample_program()
 -> anyhow::Result<()> {
@@ -1251,7 +1194,7 @@ async fn write_units_per_awarded_event_over_a_busy_month_of_the_sample_program()
     );
     let programs = CachedPrograms::new(store.clone(), Duration::from_secs(60));
     // Each event reaches Carrot an hour after it happened, so quality rules pay in full.
-    let events = busy_month("rep-star", jiff::civil::date(2026, 10, 1))?;
+    let events = carrot_local::workload::busy_month("rep-star", jiff::civil::date(2026, 10, 1))?;
     let mut costs: BTreeMap<String, Vec<(String, usize, SizedItems)>> = BTreeMap::new();
     for envelope in &events {
         let occurred: jiff::Timestamp = envelope["occurred_at"].as_str().unwrap().parse()?;
