@@ -70,6 +70,12 @@ async fn setup_with(
 ) -> anyhow::Result<Setup> {
     let stack = LocalStack::start_or_reuse().await?;
     let deployment = Deployment::start(stack, name, options, PROGRAM_TTL).await?;
+    with_program(deployment, program_yaml).await
+}
+
+/// `deployment` with a CRM key, an administrator's key, and `program_yaml` stored as version 1
+/// of program `acme`.
+async fn with_program(deployment: Deployment, program_yaml: &str) -> anyhow::Result<Setup> {
     let crm = deployment
         .create_key("acme-crm", PROGRAM, &["events:write"])
         .await?;

@@ -11,7 +11,7 @@
 //! `CARROT_RELIABILITY_FAULT_EVENTS=3000 CARROT_RELIABILITY_FAULT_RATE=0.2 cargo test -p
 //! carrot-local --test local_stack reliability::faults -- --nocapture`.
 
-use crate::{PROGRAM, PROGRAM_TTL, PROGRAM_YAML, options};
+use crate::{PROGRAM, PROGRAM_TTL, PROGRAM_YAML, Setup, options, with_program};
 use anyhow::Context;
 use carrot::domain::queued::QueuedEvent;
 use carrot::ports::StatsReader;
@@ -62,14 +62,11 @@ async fn setup_through_proxies(
     let services = LocalStack::connect(&dynamodb.endpoint(), &moto.endpoint()).await?;
     let deployment =
         Deployment::start_through(stack, &services, name, options, PROGRAM_TTL).await?;
-    let crm = deployment
-        .create_key("acme-crm", PROGRAM, &["events:write"])
-        .await?;
-    let admin = deployment
-        .create_key("acme-admin", PROGRAM, &["admin"])
-        .await?;
-    let stored = admin.put_program(PROGRAM_YAML).await?;
-    anyhow::ensure!(stored.status == 200, "program not stored: {stored:?}");
+    let Setup {
+        deployment,
+        crm,
+        admin,
+    } = with_program(deployment, PROGRAM_YAML).await?;
     for rep in reps {
         let enrolled = admin.enrol(&rep.id, &rep.profile).await?;
         anyhow::ensure!(enrolled.status == 201, "{enrolled:?}");
