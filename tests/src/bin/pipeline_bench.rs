@@ -1156,41 +1156,35 @@ async fn throughput(
             .map(|c| json!({ "events": c }))
             .collect(),
     );
-    let next = Arc::new(AtomicUsize::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let duplicates = Arc::new(AtomicU64::new(0));
     let deleted_before = deployment.award.stats().deleted;
     let sqs_before = sqs.traffic();
     let start = Instant::now();
-    let posters: Vec<_> = (0..settings.posters)
-        .map(|_| {
-            let (crm, chunks, next) = (crm.clone(), chunks.clone(), next.clone());
+    each_in_parallel(chunks.len(), settings.posters, {
+        let chunks = chunks.clone();
+        let (accepted, duplicates) = (accepted.clone(), duplicates.clone());
+        move |i| {
+            let (crm, chunks) = (crm.clone(), chunks.clone());
             let (accepted, duplicates) = (accepted.clone(), duplicates.clone());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(body) = chunks.get(i) else {
-                        return anyhow::Ok(());
-                    };
-                    let answer = crm.post_events(body).await?;
-                    ensure!(answer.status == 202, "POST answered {answer:?}");
-                    accepted.fetch_add(
-                        answer.body["accepted"].as_u64().unwrap_or_default(),
-                        Ordering::SeqCst,
-                    );
-                    duplicates.fetch_add(
-                        answer.body["duplicates_in_batch"]
-                            .as_u64()
-                            .unwrap_or_default(),
-                        Ordering::SeqCst,
-                    );
-                }
-            })
-        })
-        .collect();
-    for poster in posters {
-        poster.await??;
-    }
+            async move {
+                let answer = crm.post_events(&chunks[i]).await?;
+                ensure!(answer.status == 202, "POST answered {answer:?}");
+                accepted.fetch_add(
+                    answer.body["accepted"].as_u64().unwrap_or_default(),
+                    Ordering::SeqCst,
+                );
+                duplicates.fetch_add(
+                    answer.body["duplicates_in_batch"]
+                        .as_u64()
+                        .unwrap_or_default(),
+                    Ordering::SeqCst,
+                );
+                Ok(())
+            }
+        }
+    })
+    .await?;
     let posted = start.elapsed();
     let expected = accepted.load(Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(1_800);
@@ -1258,26 +1252,52 @@ async fn award_alone(
         })
         .collect::<anyhow::Result<_>>()?;
     let messages = Arc::new(messages);
-    let next = Arc::new(AtomicUsize::new(0));
     let contended = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
+    each_in_parallel(messages.len(), concurrency, {
+        let contended = contended.clone();
+        move |i| {
             let (store, programs) = (store.clone(), programs.clone());
-            let (messages, next, contended) = (messages.clone(), next.clone(), contended.clone());
+            let (messages, contended) = (messages.clone(), contended.clone());
+            async move {
+                // A message left contended is awarded again, as SQS would redeliver it.
+                while let Err(error) =
+                    award_message(&store, programs.as_ref(), &SystemClock, &messages[i]).await
+                {
+                    ensure!(error.to_string().contains("kept changing"), "{error}");
+                    contended.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(())
+            }
+        }
+    })
+    .await?;
+    Ok(RawRun {
+        transactions: events.len(),
+        time: start.elapsed(),
+        conflicts: contended.load(Ordering::SeqCst),
+    })
+}
+
+/// Runs `work(i)` for every `i` below `count`, on `workers` tasks at once: each task takes the
+/// next index not yet taken, so one slow item holds up one task only. The first error ends it.
+async fn each_in_parallel<F, Fut>(count: usize, workers: usize, work: F) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let work = Arc::new(work);
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (work, next) = (work.clone(), next.clone());
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(message) = messages.get(i) else {
+                    if i >= count {
                         return anyhow::Ok(());
-                    };
-                    // A message left contended is awarded again, as SQS would redeliver it.
-                    while let Err(error) =
-                        award_message(&store, programs.as_ref(), &SystemClock, message).await
-                    {
-                        ensure!(error.to_string().contains("kept changing"), "{error}");
-                        contended.fetch_add(1, Ordering::SeqCst);
                     }
+                    work(i).await?;
                 }
             })
         })
@@ -1285,11 +1305,7 @@ async fn award_alone(
     for task in tasks {
         task.await??;
     }
-    Ok(RawRun {
-        transactions: events.len(),
-        time: start.elapsed(),
-        conflicts: contended.load(Ordering::SeqCst),
-    })
+    Ok(())
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -1327,68 +1343,59 @@ async fn raw_transactions(
             })
             .collect(),
     );
-    let next = Arc::new(AtomicUsize::new(0));
     let conflicts = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, table) = (client.clone(), table.to_owned());
-            let (work, next, conflicts) = (work.clone(), next.clone(), conflicts.clone());
-            tokio::spawn(async move {
+    each_in_parallel(work.len(), concurrency, {
+        let (client, table, conflicts) = (client.clone(), table.to_owned(), conflicts.clone());
+        move |i| {
+            let (client, table) = (client.clone(), table.clone());
+            let (work, conflicts) = (work.clone(), conflicts.clone());
+            async move {
+                let (pk, id, kind) = &work[i];
+                let key =
+                    |sk: &str| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]);
                 loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((pk, id, kind)) = work.get(i) else {
-                        return anyhow::Ok(());
-                    };
-                    let key = |sk: &str| {
-                        HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-                    };
-                    loop {
-                        if read_first {
-                            let keys = KeysAndAttributes::builder()
-                                .set_keys(Some(vec![
-                                    key("PROFILE"),
-                                    key(&format!("E#{id}")),
-                                    key("M#2026-10"),
-                                ]))
-                                .consistent_read(true)
-                                .build()?;
-                            client
-                                .batch_get_item()
-                                .request_items(&table, keys)
-                                .send()
-                                .await?;
-                        }
-                        let items = raw_items(&table, pk, id, kind, &key)?;
-                        match client
-                            .transact_write_items()
-                            .set_transact_items(Some(items))
+                    if read_first {
+                        let keys = KeysAndAttributes::builder()
+                            .set_keys(Some(vec![
+                                key("PROFILE"),
+                                key(&format!("E#{id}")),
+                                key("M#2026-10"),
+                            ]))
+                            .consistent_read(true)
+                            .build()?;
+                        client
+                            .batch_get_item()
+                            .request_items(&table, keys)
                             .send()
-                            .await
-                        {
-                            Ok(_) => break,
-                            Err(error) => {
-                                let text = format!(
-                                    "{}",
-                                    aws_sdk_dynamodb::error::DisplayErrorContext(&error)
-                                );
-                                ensure!(
-                                    text.contains("TransactionConflict")
-                                        || text.contains("TransactionCanceled"),
-                                    "raw transaction failed: {text}"
-                                );
-                                conflicts.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
+                            .await?;
+                    }
+                    let items = raw_items(&table, pk, id, kind, &key)?;
+                    match client
+                        .transact_write_items()
+                        .set_transact_items(Some(items))
+                        .send()
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(error) => {
+                            let text =
+                                format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&error));
+                            ensure!(
+                                text.contains("TransactionConflict")
+                                    || text.contains("TransactionCanceled"),
+                                "raw transaction failed: {text}"
+                            );
+                            conflicts.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
                         }
                     }
                 }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
+                Ok(())
+            }
+        }
+    })
+    .await?;
     Ok(RawRun {
         transactions: events.len(),
         time: start.elapsed(),
